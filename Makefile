@@ -1,0 +1,39 @@
+# The README's two commands. Both create .venv when missing and install the app into it
+# with the tested versions pinned by constraints.txt.
+#   make run    install and open the window
+#   make test   install with the test extra and run the whole suite headless
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --disable-pip-version-check -c constraints.txt
+
+.PHONY: run test lint bench icons clean
+
+run: $(VENV)/.installed-run
+	$(PY) packaging/check_system_libs.py --for run
+	$(VENV)/bin/effnet-app-gui
+
+test: $(VENV)/.installed-test
+	$(PY) packaging/check_system_libs.py --for test
+	$(PY) -m ruff check effnet_app tests benchmarks packaging
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra
+
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff check effnet_app tests benchmarks packaging
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(PY)
+	$(PIP) -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+icons: $(VENV)/.installed-test
+	QT_QPA_PLATFORM=offscreen $(PY) resources/make_icons.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The Qt-free engine: every long job is a cancellable generator (see DESIGN.md)."""

@@ -1,0 +1,179 @@
+"""One generic Worker: runs a core job (a generator) on a background thread.
+
+The job is called as ``job_fn(*args, cancel=token, **kwargs)`` on the worker thread; each
+value it yields arrives on the GUI thread as ``progressed``; its return value as
+``finished``; an exception as ``errored``; a cancel as ``cancelled``. Nothing here touches
+a widget: views connect to the signals.
+
+Lifetime: the QThread is kept alive by a module-level registry until its ``run`` ends, so
+a Worker (and the window that owns it) can be deleted while its job still runs; the job
+is cancelled and its late signals go nowhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+
+from ..core.jobs import Cancelled, CancelToken
+
+log = logging.getLogger(__name__)
+
+
+
+class _Registry(QObject):
+    """Keeps each job thread alive until its ``run`` has ended, on the GUI thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[QThread] = set()
+
+    def add(self, thread: QThread) -> None:
+        self.threads.add(thread)
+        thread.finished.connect(self._on_thread_finished)
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        thread = self.sender()
+        if isinstance(thread, QThread):
+            thread.wait()  # ``finished`` is emitted just before run() returns
+            self.threads.discard(thread)
+
+
+_registry: _Registry | None = None
+
+
+def _threads() -> _Registry:
+    global _registry
+    if _registry is None:
+        _registry = _Registry()
+        app = QCoreApplication.instance()
+        if app is not None:
+            _registry.moveToThread(app.thread())
+    return _registry
+
+
+class _JobThread(QThread):
+    """Runs the generator; emits (kind, payload) to the Worker on the GUI thread."""
+
+    event = Signal(str, object)
+
+    def __init__(self, job_fn: Callable[..., Any], args, kwargs, token: CancelToken):
+        super().__init__()
+        self._job_fn = job_fn
+        self._args = args
+        self._kwargs = kwargs
+        self._token = token
+
+    @property
+    def cancel_token(self) -> CancelToken:
+        return self._token
+
+    def run(self) -> None:  # noqa: D401 - Qt's name
+        job = None
+        try:
+            self.event.emit("started", None)
+            job = self._job_fn(*self._args, cancel=self._token, **self._kwargs)
+            while True:
+                self._token.raise_if_cancelled()
+                try:
+                    item = next(job)
+                except StopIteration as stop:
+                    self._token.raise_if_cancelled()
+                    self.event.emit("finished", stop.value)
+                    return
+                self.event.emit("progressed", item)
+        except Cancelled:
+            self.event.emit("cancelled", None)
+        except BaseException as exc:  # the GUI decides how to show it
+            log.debug("job %s failed", getattr(self._job_fn, "__name__", self._job_fn), exc_info=True)
+            self.event.emit("errored", exc)
+        finally:
+            if job is not None:
+                job.close()  # run the generator's finally blocks on this thread
+
+
+class Worker(QObject):
+    """Runs ``job_fn`` once on a background thread; signals arrive on the GUI thread."""
+
+    started = Signal()
+    progressed = Signal(object)
+    finished = Signal(object)
+    errored = Signal(object)
+    cancelled = Signal()
+    ended = Signal()  # after any of finished / errored / cancelled
+
+    def __init__(self, job_fn: Callable[..., Any], *args, parent: QObject | None = None, **kwargs):
+        super().__init__(parent)
+        self.token = CancelToken()
+        self._thread = _JobThread(job_fn, args, kwargs, self.token)
+        self._thread.event.connect(self._on_thread_event)
+        self._done = False
+        # A deleted owner must not receive results: cancel and cut the connection first.
+        self.destroyed.connect(self._thread_forget_owner(self._thread, self.token))
+
+    @staticmethod
+    def _thread_forget_owner(thread: _JobThread, token: CancelToken):
+        def forget(*_):
+            token.cancel()
+            try:
+                thread.event.disconnect()
+            except (RuntimeError, TypeError):
+                pass
+
+        return forget
+
+    def start(self) -> "Worker":
+        _threads().add(self._thread)
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next step; ``cancelled`` follows, never ``finished``."""
+        self.token.cancel()
+
+    @property
+    def running(self) -> bool:
+        return not self._done and self._thread.isRunning()
+
+    @property
+    def is_done(self) -> bool:
+        return self._done
+
+    def wait(self, ms: int = 5000) -> bool:
+        return self._thread.wait(ms)
+
+    def _on_thread_event(self, kind: str, payload: object) -> None:
+        if self._done:
+            return
+        if kind == "started":
+            self.started.emit()
+        elif kind == "progressed":
+            if not self.token.cancelled:
+                self.progressed.emit(payload)
+        else:
+            self._done = True
+            if kind == "finished" and self.token.cancelled:
+                kind = "cancelled"
+            if kind == "finished":
+                self.finished.emit(payload)
+            elif kind == "errored":
+                self.errored.emit(payload)
+            else:
+                self.cancelled.emit()
+            self.ended.emit()
+
+
+def running_count() -> int:
+    return sum(1 for t in _threads().threads if t.isRunning())
+
+
+def stop_all(timeout_ms: int = 3000) -> None:
+    """Called when the app quits: cancel every running job and wait briefly for each."""
+    threads = list(_threads().threads)
+    for thread in threads:
+        thread.cancel_token.cancel()
+    for thread in threads:
+        thread.wait(timeout_ms)

@@ -1,0 +1,51 @@
+"""Shared fixtures: a private app home for every test, and small real images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def app_home(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own EFFNET_APP_HOME: tests never touch the real home folder."""
+    home = tmp_path_factory.mktemp("app_home")
+    monkeypatch.setenv("EFFNET_APP_HOME", str(home))
+    monkeypatch.delenv("EFFNET_APP_WEIGHTS_URL", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def sample_photos(tmp_path_factory) -> dict[str, Path]:
+    """Real photos from scikit-image, written as JPEGs: name -> path."""
+    from PIL import Image
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("photos")
+    out = {}
+    for name in ("coffee", "chelsea", "camera", "astronaut"):
+        array = getattr(data, name)()
+        path = folder / f"{name}.jpg"
+        Image.fromarray(array).convert("RGB").save(path, quality=92)
+        out[name] = path
+    return out
+
+
+@pytest.fixture
+def tiny_folder(tmp_path) -> Path:
+    """A few small synthetic images in nested folders, plus one file that is not an image."""
+    from PIL import Image
+
+    root = tmp_path / "tiny"
+    (root / "sub").mkdir(parents=True)
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    for i, colour in enumerate(colours):
+        Image.new("RGB", (64 + 8 * i, 48), colour).save(root / f"img{i}.png")
+    Image.new("RGB", (40, 40), (120, 120, 0)).save(root / "sub" / "deep.jpg")
+    (root / "notes.txt").write_text("not an image")
+    (root / "broken.jpg").write_text("this is text, not a JPEG")
+    return root

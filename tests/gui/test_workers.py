@@ -1,0 +1,108 @@
+"""Worker on real threads: order, cancel, errors, and owners that go away."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from PySide6.QtWidgets import QWidget
+
+from effnet_app.core.errors import AppError
+from effnet_app.core.jobs import Progress
+from effnet_app.gui.workers import Worker, running_count
+
+
+def counting_job(n, cancel, delay=0.0, gate: threading.Event | None = None):
+    for i in range(n):
+        cancel.raise_if_cancelled()
+        if gate is not None:
+            gate.wait(5)
+        time.sleep(delay)
+        yield Progress(i + 1, n)
+    return f"counted {n}"
+
+
+def failing_job(cancel):
+    yield Progress(1, 2)
+    raise AppError("The model file is damaged. Download it again.")
+
+
+def test_progress_arrives_in_order_then_finished(qtbot):
+    worker = Worker(counting_job, 20)
+    seen, results, threads = [], [], []
+    worker.progressed.connect(lambda p: (seen.append(p.done), threads.append(threading.get_ident())))
+    worker.finished.connect(results.append)
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        worker.start()
+    assert seen == list(range(1, 21))
+    assert results == ["counted 20"]
+    assert set(threads) == {threading.get_ident()}  # delivered on the GUI thread
+
+
+def test_cancel_stops_at_next_step_and_emits_cancelled(qtbot):
+    gate = threading.Event()
+    worker = Worker(counting_job, 1000, delay=0.001, gate=gate)
+    steps, finished = [], []
+    worker.progressed.connect(lambda p: steps.append(p.done))
+    worker.finished.connect(finished.append)
+    worker.start()
+    gate.set()
+    qtbot.waitUntil(lambda: len(steps) >= 3, timeout=10_000)
+    with qtbot.waitSignal(worker.cancelled, timeout=10_000):
+        worker.cancel()
+    assert worker.wait(5000)
+    assert finished == []
+    assert len(steps) < 1000
+
+
+def test_cancel_before_a_finishing_step_is_still_cancelled(qtbot):
+    # The job ends without checking the token again: the worker still reports cancelled.
+    def quick(cancel):
+        yield Progress(1, 1)
+        time.sleep(0.3)
+        return "late result"
+
+    worker = Worker(quick)
+    finished = []
+    worker.finished.connect(finished.append)
+    worker.start()
+    qtbot.wait(50)
+    with qtbot.waitSignal(worker.cancelled, timeout=10_000):
+        worker.cancel()
+    assert finished == []
+
+
+def test_exception_arrives_as_errored_with_sentence(qtbot):
+    worker = Worker(failing_job)
+    with qtbot.waitSignal(worker.errored, timeout=10_000) as blocker:
+        worker.start()
+    error = blocker.args[0]
+    assert isinstance(error, AppError)
+    assert error.sentence == "The model file is damaged. Download it again."
+
+
+def test_result_never_reaches_a_closed_window(qtbot):
+    window = QWidget()
+    gate = threading.Event()
+    received = []
+    worker = Worker(counting_job, 3, gate=gate, parent=window)
+    worker.finished.connect(lambda r: received.append(r))
+    worker.progressed.connect(lambda p: received.append(p))
+    token = worker.token
+    worker.start()
+    window.close()
+    window.deleteLater()
+    qtbot.waitUntil(lambda: token.cancelled, timeout=5000)  # deleting the owner cancels
+    gate.set()
+    qtbot.waitUntil(lambda: running_count() == 0, timeout=10_000)
+    qtbot.wait(100)
+    assert received == []
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_empty_and_single_step_jobs(qtbot, n):
+    worker = Worker(counting_job, n)
+    with qtbot.waitSignal(worker.finished, timeout=10_000) as blocker:
+        worker.start()
+    assert blocker.args == [f"counted {n}"]

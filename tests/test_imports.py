@@ -1,0 +1,43 @@
+"""Architecture rules, checked in fresh interpreters through sys.modules."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+
+import effnet_app.core
+
+
+def _modules_loaded_by(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_core_modules_never_load_qt():
+    names = [m.name for m in pkgutil.iter_modules(effnet_app.core.__path__, "effnet_app.core.")]
+    assert "effnet_app.core.jobs" in names and len(names) >= 5
+    loaded = _modules_loaded_by("\n".join(f"import {n}" for n in names))
+    assert set(names) <= loaded
+    qt = sorted(m for m in loaded if m.split(".")[0] in {"PySide6", "shiboken6", "PyQt5", "PyQt6"})
+    assert qt == []
+
+
+def test_main_window_does_not_load_torch():
+    loaded = _modules_loaded_by("import effnet_app.gui.main_window, effnet_app.gui.app")
+    assert "effnet_app.gui.main_window" in loaded
+    assert "PySide6.QtWidgets" in loaded
+    assert "torch" not in loaded and "torchvision" not in loaded
+
+
+def test_cli_help_does_not_load_torch():
+    loaded = _modules_loaded_by("import effnet_app.cli as c; c.build_parser()")
+    assert "effnet_app.cli" in loaded
+    assert "torch" not in loaded
