@@ -57,11 +57,21 @@ DEBIAN_PACKAGES = {
 
 # What each target needs: tests run offscreen; `make run` opens a real (xcb) window.
 TARGETS = {
-    "test": ["lib/libQt6Core.so.6", "lib/libQt6Gui.so.6", "lib/libQt6Widgets.so.6",
-             "plugins/platforms/libqoffscreen.so", "plugins/imageformats/libqsvg.so"],
-    "run": ["lib/libQt6Core.so.6", "lib/libQt6Gui.so.6", "lib/libQt6Widgets.so.6",
-            "lib/libQt6XcbQpa.so.6", "plugins/platforms/libqxcb.so",
-            "plugins/imageformats/libqsvg.so"],
+    "test": [
+        "lib/libQt6Core.so.6",
+        "lib/libQt6Gui.so.6",
+        "lib/libQt6Widgets.so.6",
+        "plugins/platforms/libqoffscreen.so",
+        "plugins/imageformats/libqsvg.so",
+    ],
+    "run": [
+        "lib/libQt6Core.so.6",
+        "lib/libQt6Gui.so.6",
+        "lib/libQt6Widgets.so.6",
+        "lib/libQt6XcbQpa.so.6",
+        "plugins/platforms/libqxcb.so",
+        "plugins/imageformats/libqsvg.so",
+    ],
 }
 
 
@@ -119,7 +129,9 @@ def main() -> int:
     if packages:
         print(f"Install them with:\n    {sudo_command}")
     if unknown:
-        print("No known Debian package for: " + ", ".join(unknown) + " (search: apt-file search NAME)")
+        print(
+            "No known Debian package for: " + ", ".join(unknown) + " (search: apt-file search NAME)"
+        )
     print("Without them Qt stops with 'could not load the Qt platform plugin \"xcb\"'.")
     return 1
 

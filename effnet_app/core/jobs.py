@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Generator, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

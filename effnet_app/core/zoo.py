@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Callable
 
 from .errors import ModelError
 
@@ -63,7 +63,7 @@ class Preprocess:
         return F.normalize(tensor, list(self.mean), list(self.std))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Preprocess":
+    def from_dict(cls, d: dict) -> Preprocess:
         return cls(
             int(d["resize_size"]),
             int(d["crop_size"]),
@@ -156,6 +156,12 @@ class ModelSpec:
             candidate = Path(root) / "models" / str(self.weights_package_file)
             if candidate.is_file():
                 return candidate
+        # A re-release of the package may rename its file; any checkpoint it ships will
+        # do, since loading checks every tensor's name and shape.
+        for root in found.submodule_search_locations:
+            shipped = sorted((Path(root) / "models").glob("*.pth"))
+            if shipped:
+                return shipped[0]
         return None
 
     def describe_scaling(self) -> str:
@@ -285,16 +291,19 @@ def _efficientnet_spec(index: int) -> ModelSpec:
 _LITE_MEAN = (127.0 / 255.0,) * 3
 _LITE_STD = (128.0 / 255.0,) * 3
 _LITE_CROP_PADDING = 32
-# name: (width_mult, depth_mult, resolution, dropout, top-1, params) from the Lite release.
+# index: (width_mult, depth_mult, resolution, dropout, top-1, params). Multipliers,
+# resolution and dropout are the Lite release's; params were counted on the released
+# checkpoints (tests/core/test_zoo.py rebuilds each network to check them).
 _LITE_TABLE = {
     0: (1.0, 1.0, 224, 0.2, 75.1, 4_652_008),
     1: (1.0, 1.1, 240, 0.2, 76.7, 5_416_680),
     2: (1.1, 1.2, 260, 0.3, 77.6, 6_092_072),
 }
+# The files the pip packages ship; each name ends in the start of the file's SHA-256.
 _LITE_FILES = {
     0: "efficientnet-lite0-57934424.pth",
-    1: "efficientnet-lite1-2c6c0bfa.pth",
-    2: "efficientnet-lite2-9bbd2c07.pth",
+    1: "efficientnet-lite1-77cc7160.pth",
+    2: "efficientnet-lite2-9656183e.pth",
 }
 
 

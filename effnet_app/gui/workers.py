@@ -13,14 +13,14 @@ is cancelled and its late signals go nowhere.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from ..core.jobs import Cancelled, CancelToken
 
 log = logging.getLogger(__name__)
-
 
 
 class _Registry(QObject):
@@ -88,7 +88,9 @@ class _JobThread(QThread):
         except Cancelled:
             self.event.emit("cancelled", None)
         except BaseException as exc:  # the GUI decides how to show it
-            log.debug("job %s failed", getattr(self._job_fn, "__name__", self._job_fn), exc_info=True)
+            log.debug(
+                "job %s failed", getattr(self._job_fn, "__name__", self._job_fn), exc_info=True
+            )
             self.event.emit("errored", exc)
         finally:
             if job is not None:
@@ -125,7 +127,7 @@ class Worker(QObject):
 
         return forget
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         _threads().add(self._thread)
         self._thread.start()
         return self

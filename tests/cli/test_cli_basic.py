@@ -38,4 +38,6 @@ def test_wants_cli_routes_paths_to_gui():
     assert cli.wants_cli(["classify", "x.jpg"])
     assert cli.wants_cli(["--version"])
     assert not cli.wants_cli([])
-    assert not cli.wants_cli(["/home/me/photos"])  # paths given by the .desktop file open the window
+    assert not cli.wants_cli(
+        ["/home/me/photos"]
+    )  # paths given by the .desktop file open the window

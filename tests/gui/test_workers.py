@@ -31,7 +31,9 @@ def failing_job(cancel):
 def test_progress_arrives_in_order_then_finished(qtbot):
     worker = Worker(counting_job, 20)
     seen, results, threads = [], [], []
-    worker.progressed.connect(lambda p: (seen.append(p.done), threads.append(threading.get_ident())))
+    worker.progressed.connect(
+        lambda p: (seen.append(p.done), threads.append(threading.get_ident()))
+    )
     worker.finished.connect(results.append)
     with qtbot.waitSignal(worker.finished, timeout=10_000):
         worker.start()

