@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -86,24 +87,28 @@ class Classifier:
         self.decode_threads = decode_threads or min(8, max(2, (os.cpu_count() or 2)))
         self.weights_path = weights_path
         self._model = None
+        self._load_lock = threading.Lock()
 
     @property
     def loaded(self) -> bool:
         return self._model is not None
 
     def load(self, cancel: CancelToken = NEVER):
-        """Job: load the weights (already on disk) onto the device. Returns self."""
+        """Job: load the weights (already on disk) onto the device. Returns self.
+
+        Safe when two jobs ask at once (a classification and a heatmap): one loads.
+        """
         if self._model is not None:
             return self
-        yield Progress(0, 2, f"Loading {self.spec.name} onto {self.device}…", "steps")
+        yield Progress(0, 1, f"Loading {self.spec.name} onto {self.device}…", "steps")
         cancel.raise_if_cancelled()
-        model = weights.load_model(self.spec, self.weights_path)
-        cancel.raise_if_cancelled()
-        yield Progress(1, 2, f"Moving {self.spec.name} to {self.device}…", "steps")
-        import torch
+        with self._load_lock:
+            if self._model is None:
+                import torch
 
-        self._model = model.to(self.device, memory_format=torch.channels_last).eval()
-        yield Progress(2, 2, f"{self.spec.name} ready on {self.device}", "steps")
+                model = weights.load_model(self.spec, self.weights_path)
+                self._model = model.to(self.device, memory_format=torch.channels_last).eval()
+        yield Progress(1, 1, f"{self.spec.name} ready on {self.device}", "steps")
         return self
 
     def ensure_loaded(self) -> None:
