@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import io
-import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -134,39 +130,6 @@ def _cmd_import_weights(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- classify
 
 
-def _rows_json(results) -> str:
-    return json.dumps(
-        [
-            {
-                "path": str(r.path),
-                "predictions": [
-                    {"label": p.label, "probability": round(p.probability, 6)}
-                    for p in r.predictions
-                ],
-                "problem": r.problem,
-            }
-            for r in results
-        ],
-        indent=2,
-    )
-
-
-def _rows_csv(results, top_k: int) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    header = ["path", "problem"]
-    for i in range(1, top_k + 1):
-        header += [f"label_{i}", f"probability_{i}"]
-    writer.writerow(header)
-    for r in results:
-        row = [str(r.path), r.problem or ""]
-        for i in range(top_k):
-            p = r.predictions[i] if i < len(r.predictions) else None
-            row += [p.label, f"{p.probability:.6f}"] if p else ["", ""]
-        writer.writerow(row)
-    return out.getvalue()
-
-
 def _rows_table(results) -> str:
     out = io.StringIO()
     rows = [("file", "top-1", "confidence", "also")]
@@ -182,27 +145,13 @@ def _rows_table(results) -> str:
 
 
 def format_results(results, fmt: str, top_k: int) -> str:
+    from .core import results_io
+
     if fmt == "json":
-        return _rows_json(results) + "\n"
+        return results_io.to_json(results)
     if fmt == "csv":
-        return _rows_csv(results, top_k)
+        return results_io.to_csv(results, top_k)
     return _rows_table(results)
-
-
-def write_atomic_text(path: Path, text: str) -> None:
-    """Write text beside its target, fsync, then rename: a crash never leaves half a file."""
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _prepare_classifier(args: argparse.Namespace):
@@ -245,7 +194,9 @@ def _cmd_classify(args: argparse.Namespace) -> int:
             bar.close()
     text = format_results(results, args.format, min(args.top_k, classifier.spec.num_classes))
     if args.output:
-        write_atomic_text(Path(args.output), text)
+        from .core.fsutil import atomic_write
+
+        atomic_write(args.output, text)
     else:
         sys.stdout.write(text)
     problems = [r for r in results if r.problem]

@@ -8,7 +8,6 @@ whose SHA-256 matches the name torchvision gave it ever takes the final name.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import http.client
 import os
@@ -17,13 +16,12 @@ import shutil
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Generator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import __version__
+from . import fsutil
 from .errors import AppError, WeightsError
 from .jobs import NEVER, CancelToken, Progress, RateMeter
 from .paths import weights_dir
@@ -32,7 +30,6 @@ MIRROR_ENV = "EFFNET_APP_WEIGHTS_URL"
 CHUNK_SIZE = 64 * 1024
 PROGRESS_INTERVAL = 0.05  # seconds between byte events, so a fast link does not flood the GUI
 RETRY_DELAYS = (0.5, 1.0, 2.0)  # one retry per entry after a dropped connection
-_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 # --------------------------------------------------------------------------- lookup
@@ -95,14 +92,6 @@ def _remedy(spec, first: str = "Try again") -> str:
 
 def _failed(spec, url: str, what: str, first: str, exc: BaseException) -> WeightsError:
     return WeightsError(f"{what} {_remedy(spec, first)}", detail=f"GET {url}: {exc!r}")
-
-
-def _disk_error(exc: OSError, target: Path) -> WeightsError:
-    if exc.errno in _DISK_FULL:
-        what = f"The disk is full: {target.name} does not fit in {target.parent}. Free some "
-        return WeightsError(what + "space there and try again.", detail=repr(exc))
-    what = f"Could not write {target.name} in {target.parent} ({exc.strerror or exc}). "
-    return WeightsError(what + "Check that you may write there and try again.", repr(exc))
 
 
 def _host(url: str) -> str:
@@ -262,41 +251,14 @@ def _content_range(value: str) -> tuple[int | None, int | None]:
         return None, None
 
 
-@contextmanager
 def _disk_errors(target: Path):
     """Turn a failed write (disk full, no permission) into a sentence about the folder."""
-    try:
-        yield
-    except OSError as exc:
-        raise _disk_error(exc, target) from exc
+    return fsutil.disk_errors(target, WeightsError)
 
 
-@contextmanager
 def _atomic_file(target: Path):
-    """A new file that takes ``target``'s name only if the block ends without an error.
-
-    It is written beside the target (same file system, so the rename is atomic), synced
-    before the rename, and removed on any error, cancel or generator close.
-    """
-    part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        with _disk_errors(target):
-            out = open(part, "xb")
-        with out:
-            yield out
-            with _disk_errors(target):
-                out.flush()
-                os.fsync(out.fileno())
-        os.replace(part, target)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    with suppress(OSError):  # make the rename durable; not every platform opens folders
-        fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """A new file that takes ``target``'s name only if the block ends without an error."""
+    return fsutil.atomic_file(target, "wb", error_type=WeightsError)
 
 
 # --------------------------------------------------------------------------- import

@@ -145,7 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow()
     hook = ExceptionHook(lambda: window).install()
     timer = _install_signal_handlers(app)
-    app.aboutToQuit.connect(stop_all)
     window.show()
     QTimer.singleShot(0, lambda: _announce_shown(window, started))
     files = [a for a in argv if not a.startswith("-")]
@@ -155,6 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     code = app.exec()
     timer.stop()
     sys.excepthook = hook.previous
+    if not stop_all():
+        # A job is stuck in a call that cannot be interrupted (an import, a driver call).
+        # Ending the interpreter under it would abort; end the process directly instead.
+        log.warning("a background job did not stop in time; exiting without waiting")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
 
 

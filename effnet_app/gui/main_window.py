@@ -1,74 +1,137 @@
-"""The main window: layout and wiring only. Never imports torch (the window shows first)."""
+"""The main window: layout and wiring only. Never imports torch (the window shows first).
+
+Model work happens in Workers started by the controllers and panels; this module connects
+their signals to the views and keeps the user's choices in the settings.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QSplitter,
     QStackedWidget,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
     QWidget,
 )
 
 from .. import APP_DISPLAY_NAME, __version__
-from ..core import about
+from ..core import about, zoo
+from ..core.catalog import load_catalog
+from ..core.devices import resolve_device
+from ..core.errors import AppError, DeviceError, WeightsError
+from ..core.session import Session
+from . import menus
+from .controllers.classify import ClassifyController
 from .settings import app_settings
+from .theme import apply_theme
+from .widgets.about_model import AboutModelPanel
 from .widgets.drop_area import EmptyState
 from .widgets.drop_overlay import DropOverlay, paths_from_mime
+from .widgets.message_bar import MessageBar
+from .widgets.pickers import DevicePicker, ModelPicker
+from .widgets.preview import PreviewPanel
+from .widgets.results_panel import ResultsPanel
+from .widgets.run_status import RunStatus
+from .workers import Worker
 
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
 
 
 class MainWindow(QMainWindow):
-    """Menus, status bar and a central area that invites a drop."""
-
     paths_received = Signal(list)  # list[str]: files and folders, from any way in
+    catalog_loaded = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(APP_DISPLAY_NAME)
         self.setAcceptDrops(True)
         self.settings = app_settings()
-        self.stack = QStackedWidget()
+        self.session = Session()
+        self.catalog = None
+        self.model_key = str(self.settings.value("model", zoo.DEFAULT_MODEL))
+        self.device = str(self.settings.value("device", "auto"))
+        self.top_k = int(self.settings.value("top_k", 5))
+        self.controller = ClassifyController(self.session, self)
+        self._build_widgets()
+        menus.build_menus(self)
+        self._connect()
+        self._restore_layout()
+        apply_theme(str(self.settings.value("theme", "system")))
+        self._catalog_worker = Worker(load_catalog, parent=self)
+        self._catalog_worker.finished.connect(self._on_catalog_worker_finished)
+        self._catalog_worker.errored.connect(self._on_catalog_worker_errored)
+        QTimer.singleShot(0, self._catalog_worker.start)  # after the window is on screen
+
+    # ------------------------------------------------------------------ layout
+
+    def _build_widgets(self) -> None:
+        self.model_picker = ModelPicker()
+        self.device_picker = DevicePicker()
+        self.device_picker.select(self.device)
+        toolbar = QToolBar("Model")
+        toolbar.setObjectName("modelToolbar")
+        toolbar.setMovable(False)
+        toolbar.addWidget(QLabel(" Model: "))
+        toolbar.addWidget(self.model_picker)
+        toolbar.addWidget(QLabel("  Device: "))
+        toolbar.addWidget(self.device_picker)
+        self.addToolBar(toolbar)
+        self.message_bar = MessageBar()
         self.empty_state = EmptyState()
+        self.results = ResultsPanel()
+        self.preview = PreviewPanel(self.session, lambda: (self.model_key, self.device))
+        self.about_model = AboutModelPanel()
+        self.side_tabs = QTabWidget()
+        self.side_tabs.addTab(self.results.summary_view, "Summary")
+        self.side_tabs.addTab(self.about_model, "About this model")
+        self.side_split = QSplitter(Qt.Orientation.Vertical)
+        self.side_split.addWidget(self.preview)
+        self.side_split.addWidget(self.side_tabs)
+        self.side_split.setStretchFactor(0, 3)
+        self.side_split.setStretchFactor(1, 2)
+        self.main_split = QSplitter(Qt.Orientation.Horizontal)
+        self.main_split.addWidget(self.results)
+        self.main_split.addWidget(self.side_split)
+        self.main_split.setStretchFactor(0, 3)
+        self.main_split.setStretchFactor(1, 2)
+        self.stack = QStackedWidget()
         self.stack.addWidget(self.empty_state)
-        self.setCentralWidget(self.stack)
+        self.stack.addWidget(self.main_split)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self.message_bar)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
         self.drop_overlay = DropOverlay(self)
         self.status_label = QLabel("Ready")
+        self.run_status = RunStatus()
         self.statusBar().addWidget(self.status_label, 1)
-        self._build_menus()
+        self.statusBar().addPermanentWidget(self.run_status)
+
+    def _connect(self) -> None:
         self.empty_state.open_images_requested.connect(self.open_images)
         self.empty_state.open_folder_requested.connect(self.open_folder)
-        self._restore_geometry()
-
-    # ------------------------------------------------------------------ menus
-
-    def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        self.open_images_action = self._action(
-            file_menu, "&Open images…", QKeySequence.StandardKey.Open, self.open_images
-        )
-        self.open_folder_action = self._action(
-            file_menu, "Open &folder…", QKeySequence("Ctrl+Shift+O"), self.open_folder
-        )
-        file_menu.addSeparator()
-        self.quit_action = self._action(file_menu, "&Quit", QKeySequence("Ctrl+Q"), self.close)
-        self.file_menu = file_menu
-        help_menu = self.menuBar().addMenu("&Help")
-        self.about_action = self._action(help_menu, "&About", QKeySequence("F1"), self.show_about)
-        self.help_menu = help_menu
-
-    def _action(self, menu, text: str, shortcut, slot) -> QAction:
-        action = QAction(text, self)
-        action.setShortcut(shortcut)
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        return action
+        self.model_picker.model_chosen.connect(self.choose_model)
+        self.device_picker.device_chosen.connect(self.choose_device)
+        self.run_status.cancel_requested.connect(self.cancel_run)
+        self.results.result_selected.connect(self.preview.show_result)
+        c = self.controller
+        c.run_started.connect(self._on_controller_run_started)
+        c.batch_arrived.connect(self._on_controller_batch_arrived)
+        c.progressed.connect(self._on_controller_progressed)
+        c.run_finished.connect(self._on_controller_run_finished)
+        c.run_cancelled.connect(self._on_controller_run_cancelled)
+        c.run_failed.connect(self._on_controller_run_failed)
 
     # ------------------------------------------------------------------ getting images in
 
@@ -93,12 +156,26 @@ class MainWindow(QMainWindow):
             self.receive_paths([folder])
 
     def receive_paths(self, paths: list[str]) -> None:
-        """Every way in (drop, menus, paste, command line) ends here."""
+        """Every way in (drop, menus, paste, command line) ends here: a new run."""
         paths = [str(p) for p in paths if str(p)]
         if not paths:
             return
-        self.status_label.setText(f"Received {len(paths)} item(s)")
         self.paths_received.emit(paths)
+        self.classify(paths)
+
+    def classify(self, paths: list[str]) -> None:
+        self.message_bar.dismiss()
+        self.results.clear()
+        self.preview.show_result(None)
+        self.stack.setCurrentWidget(self.main_split)
+        self.controller.start(paths, self.model_key, self.device, self.top_k)
+
+    def classify_again(self) -> None:
+        if self.controller.last_paths:
+            self.classify(self.controller.last_paths)
+
+    def cancel_run(self) -> None:
+        self.controller.cancel()
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if paths_from_mime(event.mimeData()):
@@ -117,6 +194,120 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.receive_paths(paths)
 
+    # ------------------------------------------------------------------ runs
+
+    def _on_controller_run_started(self, generation: int) -> None:
+        self.run_status.set_running(True)
+        self.run_status.show_text("Starting…")
+        self.status_label.setText(f"Classifying with {self._model_name()} on {self.device}")
+
+    def _on_controller_batch_arrived(self, batch) -> None:
+        self.results.append(batch.results)
+        self.run_status.show_progress(batch.progress)
+
+    def _on_controller_progressed(self, progress) -> None:
+        self.run_status.show_text(progress.message)
+
+    def _on_controller_run_finished(self, done: int) -> None:
+        self.run_status.set_running(False)
+        problems = self.results.problem_count()
+        self.run_status.show_text("")
+        self.status_label.setText(
+            f"{done - problems} classified, {problems} with problems "
+            f"({self._model_name()} on {self._device_name()})"
+        )
+        if done == 0:
+            self.message_bar.show_message("No images were found there.", "info")
+
+    def _on_controller_run_cancelled(self) -> None:
+        self.run_status.set_running(False)
+        self.run_status.show_text("")
+        self.status_label.setText(f"Cancelled: {self.results.count()} images were classified")
+
+    def _on_controller_run_failed(self, exc: BaseException) -> None:
+        self.run_status.set_running(False)
+        self.run_status.show_text("")
+        self.status_label.setText("Stopped by a problem")
+        self.show_problem(exc)
+
+    def show_problem(self, exc: BaseException, model_key: str | None = None) -> None:
+        """Expected problems go to the message bar; the unexpected to the error dialog."""
+        import sys
+
+        if not isinstance(exc, AppError):
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+            return
+        actions = []
+        if isinstance(exc, DeviceError):
+            actions.append(("Use CPU", lambda: self.choose_device("cpu", rerun=True)))
+        if isinstance(exc, WeightsError):
+            actions += menus.weights_actions(self, model_key or self.model_key)
+        self.message_bar.show_message(exc.sentence, "error", actions)
+
+    # ------------------------------------------------------------------ models and devices
+
+    def _model_name(self) -> str:
+        info = self.catalog.model(self.model_key) if self.catalog else None
+        return info.name if info else self.model_key
+
+    def _device_name(self) -> str:
+        try:  # torch is loaded once a run has finished, so this is cheap here
+            return resolve_device(self.device)
+        except AppError:
+            return self.device
+
+    def _on_catalog_worker_finished(self, catalog) -> None:
+        self.catalog = catalog
+        if catalog.model(self.model_key) is None:
+            self.model_key = zoo.DEFAULT_MODEL
+        self.model_picker.set_catalog(catalog, self.model_key)
+        self.device_picker.set_devices(catalog.devices, self.device)
+        self.about_model.show_model(catalog, self.model_key)
+        choice = next((d for d in catalog.devices if d.key == self.device), None)
+        if self.device.startswith("cuda") and (choice is None or not choice.available):
+            reason = choice.reason if choice else "That CUDA device does not exist here."
+            self.message_bar.show_message(
+                f"Your settings choose {self.device}, which is not available: {reason}",
+                "warning",
+                [("Use CPU", lambda: self.choose_device("cpu"))],
+            )
+        self.catalog_loaded.emit(catalog)
+
+    def _on_catalog_worker_errored(self, exc: BaseException) -> None:
+        self.show_problem(exc)
+
+    def mark_available(self, key: str) -> None:
+        if self.catalog is None:
+            return
+        models = tuple(
+            dataclasses.replace(m, available=True) if m.key == key else m
+            for m in self.catalog.models
+        )
+        self.catalog = dataclasses.replace(self.catalog, models=models)
+        self.model_picker.set_catalog(self.catalog, self.model_key)
+
+    def choose_model(self, key: str) -> bool:
+        """Switch model; download its weights first when needed. False when it could not."""
+        info = self.catalog.model(key) if self.catalog else None
+        if info is not None and not info.available and not menus.download_weights(self, key):
+            self.model_picker.select(self.model_key)
+            return False
+        self.model_key = key
+        self.settings.setValue("model", key)
+        self.model_picker.select(key)
+        self.about_model.show_model(self.catalog, key)
+        if self.controller.last_paths:
+            self.classify_again()
+        return True
+
+    def choose_device(self, key: str, rerun: bool = False) -> None:
+        self.device = key
+        self.settings.setValue("device", key)
+        self.device_picker.select(key)
+        self.message_bar.dismiss()
+        if rerun:
+            self.classify_again()
+
     # ------------------------------------------------------------------ about
 
     def about_text(self) -> str:
@@ -134,20 +325,28 @@ class MainWindow(QMainWindow):
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box.exec()
 
-    # ------------------------------------------------------------------ geometry
+    # ------------------------------------------------------------------ layout memory
 
-    def _restore_geometry(self) -> None:
+    def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
         else:
-            self.resize(1100, 720)
-        state = self.settings.value("window/state")
-        if isinstance(state, QByteArray) and not state.isEmpty():
-            self.restoreState(state)
+            self.resize(1200, 760)
+        for key, widget in (
+            ("window/state", self),
+            ("window/main_split", self.main_split),
+            ("window/side_split", self.side_split),
+        ):
+            state = self.settings.value(key)
+            if isinstance(state, QByteArray) and not state.isEmpty():
+                widget.restoreState(state)
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        self.controller.cancel()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/main_split", self.main_split.saveState())
+        self.settings.setValue("window/side_split", self.side_split.saveState())
         self.settings.sync()
         super().closeEvent(event)

@@ -13,6 +13,7 @@ is cancelled and its late signals go nowhere.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -172,10 +173,17 @@ def running_count() -> int:
     return sum(1 for t in _threads().threads if t.isRunning())
 
 
-def stop_all(timeout_ms: int = 3000) -> None:
-    """Called when the app quits: cancel every running job and wait briefly for each."""
+def stop_all(timeout_ms: int = 5000) -> bool:
+    """Cancel every running job and wait for them, ``timeout_ms`` in all.
+
+    True when every thread ended. A job inside a long call that cannot see its token
+    (``import torch`` at start-up) may not end in time; the caller then exits the
+    process without tearing down the interpreter under that thread.
+    """
     threads = list(_threads().threads)
     for thread in threads:
         thread.cancel_token.cancel()
+    deadline = time.monotonic() + timeout_ms / 1000
     for thread in threads:
-        thread.wait(timeout_ms)
+        thread.wait(max(0, int((deadline - time.monotonic()) * 1000)))
+    return not any(t.isRunning() for t in threads)

@@ -22,7 +22,7 @@ import torch
 from loopback import LoopbackServer, closed_port_url, silent_url
 from torch import nn
 
-from effnet_app.core import weights
+from effnet_app.core import fsutil, weights
 from effnet_app.core.errors import WeightsError
 from effnet_app.core.jobs import Cancelled, CancelToken, Progress, run_to_end
 from effnet_app.core.paths import weights_dir
@@ -291,7 +291,7 @@ def test_full_disk_is_reported_and_leaves_nothing(served, monkeypatch):
                 raise OSError(errno.ENOSPC, "No space left on device")
             return super().write(data)
 
-    monkeypatch.setattr(weights, "open", FillsUp, raising=False)
+    monkeypatch.setattr(fsutil, "open", FillsUp, raising=False)  # atomic saves open there
     with pytest.raises(WeightsError) as caught:
         run_to_end(weights.download(spec, timeout=10))
     sentence = caught.value.sentence

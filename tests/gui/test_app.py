@@ -53,11 +53,11 @@ def test_window_remembers_geometry(qtbot):
     first = MainWindow()
     qtbot.addWidget(first)
     first.show()
-    first.setGeometry(40, 50, 720, 520)  # inside the offscreen 800x600 screen
+    first.setGeometry(10, 30, 780, 540)  # inside the offscreen 800x600 screen
     first.close()
     second = MainWindow()
     qtbot.addWidget(second)
-    assert (second.width(), second.height()) == (720, 520)
+    assert (second.width(), second.height()) == (780, 540)
 
 
 def test_drop_of_files_and_folders_emits_paths(qtbot, tmp_path: Path):

@@ -1,0 +1,79 @@
+"""What the model and device pickers list: plain data, built off the GUI thread.
+
+Building the list imports torch and torchvision (seconds), so the window shows first and
+asks for the catalog through a worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import weights, zoo
+from .devices import DeviceChoice, list_devices
+from .jobs import NEVER, CancelToken, Progress
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    key: str
+    name: str
+    family: str
+    resolution: int
+    params: int
+    gflops: float | None
+    top1: float | None
+    available: bool  # weights on disk (downloaded, imported or bundled)
+    bundled: bool  # shipped with the app: works offline
+    file_size_mb: float | None
+    about: str  # the "About this model" text
+
+    @property
+    def summary(self) -> str:
+        parts = [f"{self.resolution}px", f"{self.params / 1e6:.1f}M params"]
+        if self.top1:
+            parts.append(f"top-1 {self.top1:.1f}%")
+        if self.bundled:
+            parts.append("built in")
+        elif self.available:
+            parts.append("downloaded")
+        else:
+            size = f" ({self.file_size_mb:.0f} MB)" if self.file_size_mb else ""
+            parts.append(f"download{size}")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    models: tuple[ModelInfo, ...]
+    devices: tuple[DeviceChoice, ...]
+
+    def model(self, key: str) -> ModelInfo | None:
+        return next((m for m in self.models if m.key == key), None)
+
+
+def model_info(spec: zoo.ModelSpec) -> ModelInfo:
+    bundled = spec.bundled_weights() is not None
+    return ModelInfo(
+        key=spec.key,
+        name=spec.name,
+        family=spec.family,
+        resolution=spec.resolution,
+        params=spec.params,
+        gflops=spec.gflops,
+        top1=spec.top1,
+        available=bundled or weights.is_available(spec),
+        bundled=bundled,
+        file_size_mb=spec.file_size_mb,
+        about=spec.describe_scaling(),
+    )
+
+
+def load_catalog(cancel: CancelToken = NEVER):
+    """Job: every model with its figures and whether its weights are here, and the devices."""
+    yield Progress(0, 2, "Loading the model list…", "steps")
+    specs = zoo.pretrained_specs()
+    cancel.raise_if_cancelled()
+    models = tuple(model_info(s) for s in specs)
+    yield Progress(1, 2, "Looking for GPUs…", "steps")
+    devices = tuple(list_devices())
+    return Catalog(models, devices)

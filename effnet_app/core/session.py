@@ -1,0 +1,79 @@
+"""The loaded models of one app session, shared by classification and explanations.
+
+Loading a network takes seconds, so a ``Session`` keeps the most recently used ones
+(per model and device) and hands the same ``Classifier`` to every job that asks.
+Safe to call from several worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from . import weights, zoo
+from .devices import resolve_device
+from .errors import WeightsError
+from .inference import Classifier
+from .jobs import NEVER, CancelToken
+
+KEEP_LOADED = 2  # models kept in memory; a B7 alone is ~270 MB
+
+
+class Session:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._classifiers: OrderedDict[tuple[str, str], Classifier] = OrderedDict()
+
+    def spec(self, key: str) -> zoo.ModelSpec:
+        return zoo.get_spec(key)
+
+    def classifier(self, key: str, device: str) -> Classifier:
+        """The loaded-or-loadable classifier for (model, device); raises AppErrors early."""
+        spec = self.spec(key)
+        resolved = resolve_device(device)
+        path = weights.cached_path(spec)
+        if path is None:
+            raise WeightsError(
+                f"The weights for {spec.name} are not on this computer yet. Choose the model "
+                "again to download them, or import a file you already have."
+            )
+        with self._lock:
+            found = self._classifiers.get((key, resolved))
+            if found is None:
+                found = Classifier(spec, resolved, weights_path=path)
+                self._classifiers[(key, resolved)] = found
+                while len(self._classifiers) > KEEP_LOADED:
+                    self._classifiers.popitem(last=False)
+            self._classifiers.move_to_end((key, resolved))
+            return found
+
+    def classify(self, key: str, device: str, paths, top_k: int = 5, cancel: CancelToken = NEVER):
+        """Job: load the model if needed, then yield its PredictionBatches."""
+        classifier = self.classifier(key, device)
+        if not classifier.loaded:
+            yield from classifier.load(cancel)
+        return (yield from classifier.predict(paths, top_k, cancel))
+
+    def explain(self, key: str, device: str, path, class_index=None, cancel: CancelToken = NEVER):
+        """Job: a Grad-CAM heatmap for one image with this session's model."""
+        from .explain import explain_job
+
+        classifier = self.classifier(key, device)
+        if not classifier.loaded:
+            yield from classifier.load(cancel)
+        return (yield from explain_job(classifier, path, class_index, cancel))
+
+
+def download(key: str, mirror: str | None = None, cancel: CancelToken = NEVER):
+    """Job: download a variant's weights by its key; returns the file's path."""
+    spec = zoo.get_spec(key)
+    return (yield from weights.download(spec, cancel=cancel, mirror=mirror or None))
+
+
+def import_file(key: str, file: str, cancel: CancelToken = NEVER):
+    """Job: check a weights file the user picked and copy it into the cache."""
+    from .jobs import Progress
+
+    spec = zoo.get_spec(key)
+    yield Progress(0, 1, f"Checking {file} for {spec.name}…", "files")
+    return weights.import_weights(spec, file)

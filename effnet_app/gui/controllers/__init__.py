@@ -1,0 +1,1 @@
+"""Controllers: own one kind of job each, start and cancel its Worker, drop stale results."""

@@ -1,0 +1,169 @@
+"""Atomic saves, names that never replace a file, labels as folder names."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+
+import pytest
+
+from effnet_app.core import fsutil
+from effnet_app.core.errors import AppError, WeightsError
+from effnet_app.core.fsutil import (
+    atomic_file,
+    atomic_write,
+    rename_no_clobber,
+    safe_folder_name,
+    unique_path,
+)
+
+
+def _listing(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+# --------------------------------------------------------------------------- atomic saves
+
+
+def test_atomic_write_creates_folders_and_leaves_no_part_file(tmp_path):
+    target = tmp_path / "deep" / "er" / "results.csv"
+    assert atomic_write(target, "päth,ok\r\n") == target
+    assert target.read_bytes() == "päth,ok\r\n".encode()
+    assert _listing(target.parent) == ["results.csv"]
+    atomic_write(target, b"\x00\x01")
+    assert target.read_bytes() == b"\x00\x01"
+    assert _listing(target.parent) == ["results.csv"]
+
+
+def test_text_mode_keeps_newlines_as_given(tmp_path):
+    target = tmp_path / "a.txt"
+    with atomic_file(target, "w") as out:
+        out.write("one\r\ntwo\nÄ")
+    assert target.read_bytes() == "one\r\ntwo\nÄ".encode()
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_an_error_mid_write_keeps_the_old_file(tmp_path, error):
+    target = tmp_path / "model.bin"
+    target.write_bytes(b"old content")
+    with pytest.raises(error):
+        with atomic_file(target) as out:
+            out.write(b"new half")
+            out.flush()
+            assert len(_listing(tmp_path)) == 2  # the part file really was there
+            raise error()
+    assert target.read_bytes() == b"old content"
+    assert _listing(tmp_path) == ["model.bin"]
+
+
+def test_part_file_is_hidden_beside_the_target(tmp_path):
+    target = tmp_path / "x.json"
+    with atomic_file(target) as out:
+        (part,) = _listing(tmp_path)
+        assert part.startswith(".x.json.") and part.endswith(".part")
+        assert out.name == str(tmp_path / part)
+    assert _listing(tmp_path) == ["x.json"]
+
+
+def test_full_disk_is_a_sentence_and_leaves_nothing(tmp_path, monkeypatch):
+    class FillsUp(io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fsutil, "open", FillsUp, raising=False)
+    with pytest.raises(WeightsError) as caught:
+        atomic_write(tmp_path / "big.pth", b"x" * 10, error_type=WeightsError)
+    assert "disk is full" in caught.value.sentence and str(tmp_path) in caught.value.sentence
+    assert _listing(tmp_path) == []
+
+
+def test_a_folder_in_the_way_is_a_sentence_and_leaves_nothing(tmp_path):
+    (tmp_path / "out.csv").mkdir()
+    with pytest.raises(AppError, match="Could not write out.csv in"):
+        atomic_write(tmp_path / "out.csv", "text")
+    assert _listing(tmp_path) == ["out.csv"] and (tmp_path / "out.csv").is_dir()
+
+
+def test_only_new_file_modes(tmp_path):
+    with pytest.raises(ValueError):
+        with atomic_file(tmp_path / "a", "ab"):
+            pass
+
+
+# --------------------------------------------------------------------------- names
+
+
+def test_unique_path_counts_up_from_two(tmp_path):
+    wanted = tmp_path / "cat.jpg"
+    assert unique_path(wanted) == wanted
+    wanted.write_bytes(b"1")
+    assert unique_path(wanted) == tmp_path / "cat (2).jpg"
+    (tmp_path / "cat (2).jpg").write_bytes(b"2")
+    (tmp_path / "cat (3).jpg").write_bytes(b"3")
+    assert unique_path(wanted) == tmp_path / "cat (4).jpg"
+    assert unique_path(tmp_path / "README") == tmp_path / "README"
+
+
+def test_unique_path_counts_a_broken_link_as_taken(tmp_path):
+    (tmp_path / "a.png").symlink_to(tmp_path / "gone.png")
+    assert unique_path(tmp_path / "a.png") == tmp_path / "a (2).png"
+
+
+def test_rename_no_clobber_never_replaces(tmp_path):
+    (tmp_path / "dog.jpg").write_bytes(b"first")
+    for n, content in ((2, b"second"), (3, b"third")):
+        src = tmp_path / f"incoming{n}"
+        src.write_bytes(content)
+        assert rename_no_clobber(src, tmp_path / "dog.jpg") == tmp_path / f"dog ({n}).jpg"
+        assert not src.exists()
+    assert (tmp_path / "dog.jpg").read_bytes() == b"first"
+    assert (tmp_path / "dog (3).jpg").read_bytes() == b"third"
+
+
+def test_rename_no_clobber_without_hard_links(tmp_path, monkeypatch):
+    def no_links(src, dst, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / "a.jpg").write_bytes(b"kept")
+    src = tmp_path / "new"
+    src.write_bytes(b"new")
+    assert rename_no_clobber(src, tmp_path / "a.jpg") == tmp_path / "a (2).jpg"
+    assert (tmp_path / "a.jpg").read_bytes() == b"kept" and not src.exists()
+    with pytest.raises(OSError):
+        rename_no_clobber(tmp_path / "missing", tmp_path / "b.jpg")
+    assert _listing(tmp_path) == ["a (2).jpg", "a.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("tabby cat", "tabby cat"),
+        ("a/b", "a_b"),
+        ("a\\b", "a_b"),
+        ("..", "unnamed"),
+        ("../../etc", "_.._etc"),
+        (".hidden", "hidden"),
+        ("CON", "_CON"),
+        ("lpt1.txt", "_lpt1.txt"),
+        ("console", "console"),
+        ("what?", "what_"),
+        ('<a>:"b"|c*', "_a___b__c_"),
+        ("  ", "unnamed"),
+        ("", "unnamed"),
+        ("dots...", "dots"),
+        ("tab\there", "tab_here"),
+        ("caffè crème", "caffè crème"),
+    ],
+)
+def test_safe_folder_name(label, expected, tmp_path):
+    name = safe_folder_name(label)
+    assert name == expected
+    folder = tmp_path / name
+    folder.mkdir()
+    assert folder.parent == tmp_path  # one level, inside the destination
+
+
+def test_safe_folder_name_is_short():
+    assert len(safe_folder_name("x" * 500)) == fsutil.MAX_FOLDER_NAME
