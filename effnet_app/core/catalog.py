@@ -26,6 +26,7 @@ class ModelInfo:
     bundled: bool  # shipped with the app: works offline
     file_size_mb: float | None
     about: str  # the "About this model" text
+    phi: float = 0.0  # compound-scaling coefficient the variant's axes imply
 
     @property
     def summary(self) -> str:
@@ -65,6 +66,7 @@ def model_info(spec: zoo.ModelSpec) -> ModelInfo:
         bundled=bundled,
         file_size_mb=spec.file_size_mb,
         about=spec.describe_scaling(),
+        phi=spec.phi,
     )
 
 

@@ -52,6 +52,26 @@ def _part_path(target: Path) -> Path:
     return target.with_name(f".{target.name[:100]}.{uuid.uuid4().hex[:8]}.part")
 
 
+def remove_stale_parts(target: Path, older_than: float = 600.0) -> int:
+    """Delete part files of ``target`` left by a process that was killed mid-write.
+
+    A live writer touches its part file continuously, so one untouched for
+    ``older_than`` seconds belongs to nobody. Returns how many were removed.
+    """
+    import time
+
+    removed = 0
+    pattern = f".{target.name[:100]}.*.part"
+    for part in target.parent.glob(pattern) if target.parent.is_dir() else ():
+        try:
+            if time.time() - part.stat().st_mtime > older_than:
+                part.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 def _open_part(part: Path, mode: str) -> IO:
     # `open` is looked up in this module, so a test can replace it to simulate a full disk.
     if mode == "wb":

@@ -105,6 +105,7 @@ def download(
     """Fetch the spec's weights into the cache; yields byte progress, returns the path."""
     url = download_url(spec, mirror)
     target = cache_file(spec)
+    fsutil.remove_stale_parts(target)  # left behind if an earlier run was killed
     yield Progress(0, None, f"Connecting to {_host(url)}…", "bytes")
     with _atomic_file(target) as out:
         transfer = _Transfer(spec, url, out, target, cancel, timeout)

@@ -167,26 +167,30 @@ class ModelSpec:
     def describe_scaling(self) -> str:
         """A paragraph for "About this model": where it sits in the compound-scaled family."""
         axes = self.phi_by_axis
+        figures = f"{self.params / 1e6:.1f} M parameters"
+        if self.gflops:
+            figures += f", {self.gflops:.2f} GFLOPS"
+        if self.top1:
+            figures += f"; ImageNet top-1 {self.top1:.1f} %"
         lines = [
-            f"{self.name}: {self.resolution}x{self.resolution} px input, "
-            f"{self.params / 1e6:.1f} M parameters"
-            + (f", {self.gflops:.2f} GFLOPS" if self.gflops else "")
-            + (f", ImageNet top-1 {self.top1:.1f}%" if self.top1 else "")
-            + ".",
-            f"Compound scaling from B0 (depth {ALPHA}^phi, width {BETA}^phi, resolution "
-            f"{GAMMA}^phi): depth x{self.depth_mult:g} (phi {axes['depth']:.2f}), width "
-            f"x{self.width_mult:g} (phi {axes['width']:.2f}), resolution "
-            f"x{self.resolution / BASE_RESOLUTION:.2f} (phi {axes['resolution']:.2f}); "
-            f"about phi = {self.phi:.1f}.",
+            f"{self.name} looks at {self.resolution}×{self.resolution} px images; {figures}.",
+            "EfficientNets grow from B0 with one compound coefficient φ: depth α^φ, width "
+            f"β^φ and input resolution γ^φ, where α = {ALPHA}, β = {BETA}, γ = {GAMMA} "
+            "(α·β²·γ² ≈ 2, so each step of φ roughly doubles the computation).",
+            f"Against B0 this model has depth ×{self.depth_mult:g} (φ ≈ {axes['depth']:.1f}), "
+            f"width ×{self.width_mult:g} (φ ≈ {axes['width']:.1f}) and resolution "
+            f"×{self.resolution / BASE_RESOLUTION:.2f} (φ ≈ {axes['resolution']:.1f}): "
+            f"about φ = {self.phi:.1f}. The released variants round each axis on its own.",
         ]
         if self.family == "lite":
             lines.append(
-                "Lite variants drop squeeze-and-excitation and use ReLU6 instead of SiLU, "
-                "which makes them faster on CPUs and easy to quantise."
+                "Lite variants keep B0's MBConv blocks but drop squeeze-and-excitation and "
+                "use ReLU6 instead of SiLU: faster on CPUs and easy to quantise."
             )
         else:
             lines.append(
-                "Built from MBConv blocks with squeeze-and-excitation and SiLU activations."
+                "Its building block is MBConv (inverted bottleneck, depthwise convolution) "
+                "with squeeze-and-excitation and SiLU activations."
             )
         return "\n".join(lines)
 

@@ -69,7 +69,7 @@ def build_menus(w) -> None:
     w.import_weights_action = _action(
         w, m, "&Import weights file…", "Ctrl+I", lambda: import_weights(w, w.model_key)
     )
-    w.mirror_action = _action(w, m, "Download &mirror…", "", lambda: set_mirror(w))
+    w.mirror_action = _action(w, m, "Download &mirror…", "Ctrl+Shift+M", lambda: set_mirror(w))
 
     m = bar.addMenu("&View")
     theme_menu = m.addMenu("&Theme")
@@ -84,7 +84,9 @@ def build_menus(w) -> None:
 
     m = bar.addMenu("&Help")
     w.about_action = _action(w, m, "&About", "F1", w.show_about)
-    w.log_action = _action(w, m, "Show &log folder", "", lambda: open_folder(paths.log_dir()))
+    w.log_action = _action(
+        w, m, "Show &log folder", "Ctrl+Shift+L", lambda: open_folder(paths.log_dir())
+    )
 
 
 def clear_results(w) -> None:

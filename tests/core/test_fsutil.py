@@ -167,3 +167,22 @@ def test_safe_folder_name(label, expected, tmp_path):
 
 def test_safe_folder_name_is_short():
     assert len(safe_folder_name("x" * 500)) == fsutil.MAX_FOLDER_NAME
+
+
+def test_remove_stale_parts_keeps_live_ones(tmp_path):
+    import os
+    import time
+
+    from effnet_app.core.fsutil import remove_stale_parts
+
+    target = tmp_path / "w.pth"
+    stale = tmp_path / ".w.pth.aaaa1111.part"
+    live = tmp_path / ".w.pth.bbbb2222.part"
+    other = tmp_path / ".x.pth.cccc3333.part"
+    for p in (stale, live, other):
+        p.write_bytes(b"partial")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    assert remove_stale_parts(target) == 1
+    assert not stale.exists() and live.exists() and other.exists()

@@ -213,7 +213,8 @@ def test_phi_grows_from_b0_to_b7():
     # The released variants drift from one exact phi, but stay within one step of it.
     for index, phi in enumerate(phis):
         assert abs(phi - index) < 1.1, (index, phi)
-    assert "phi" in specs[7].describe_scaling()
+    text = specs[7].describe_scaling()
+    assert "φ" in text and "600×600" in text and "×3.1" in text
 
 
 # --------------------------------------------------------------------------- Lite weights

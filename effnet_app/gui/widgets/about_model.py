@@ -20,7 +20,10 @@ class AboutModelPanel(QTextBrowser):
         if info is None:
             self.setHtml("")
             return
-        paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in info.about.splitlines())
+        paragraphs = "".join(
+            "<p>" + html.escape(line).replace("^φ", "<sup>φ</sup>") + "</p>"
+            for line in info.about.splitlines()
+        )
         rows = []
         for m in catalog.models:
             cells = [
@@ -29,15 +32,16 @@ class AboutModelPanel(QTextBrowser):
                 f"{m.params / 1e6:.1f}",
                 f"{m.gflops:.2f}" if m.gflops else "–",
                 f"{m.top1:.1f}" if m.top1 else "–",
+                f"{m.phi:.1f}",
             ]
             tag = "b" if m.key == key else "span"
             rows.append("<tr>" + "".join(f"<td><{tag}>{c}</{tag}></td>" for c in cells) + "</tr>")
         header = "".join(
             f"<th align='left'>{h}</th>"
-            for h in ("Model", "Input px", "Params (M)", "GFLOPS", "Top-1 %")
+            for h in ("Model", "Input px", "Params (M)", "GFLOPS", "Top-1 %", "φ")
         )
         self.setHtml(
-            f"<h3>{html.escape(info.name)}</h3>{paragraphs}"
+            f"<h3>{html.escape(info.name)}</h3>{paragraphs}<p><b>The family</b></p>"
             f"<table cellspacing='0' cellpadding='3'><tr>{header}</tr>{''.join(rows)}</table>"
             "<p><small>Figures: torchvision's ImageNet-1k weights (B0–B7) and the "
             "EfficientNet-Lite release (Lite).</small></p>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 
@@ -24,7 +25,7 @@ class EmptyState(QWidget):
             "JPEG, PNG, WebP, TIFF, BMP and GIF work; folders are searched recursively."
         )
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        hint.setEnabled(False)  # the palette's muted text colour, in light and dark themes
+        hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)  # muted in any theme
         open_images = QPushButton("Open images…")
         open_folder = QPushButton("Open folder…")
         open_images.clicked.connect(self.open_images_requested)

@@ -27,9 +27,14 @@ PREVIEW_SIDE = 1024  # decode previews to at most this side: sharp on a 4K scree
 
 
 def pil_to_qimage(image) -> QImage:
-    rgb = image.convert("RGB")
-    data = rgb.tobytes()
-    return QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy()
+    if image.mode == "RGBA":
+        data = image.tobytes()
+        fmt, depth = QImage.Format.Format_RGBA8888, 4
+    else:
+        image = image.convert("RGB")
+        data = image.tobytes()
+        fmt, depth = QImage.Format.Format_RGB888, 3
+    return QImage(data, image.width, image.height, depth * image.width, fmt).copy()
 
 
 def load_preview_job(path: str, side: int, cancel):
@@ -44,15 +49,22 @@ def load_preview_job(path: str, side: int, cancel):
 
 
 def heatmap_job(session, model_key: str, device: str, path: str, side: int, cancel):
-    """Worker job: Grad-CAM for the top-1 class, coloured and scaled for the preview."""
-    from ...core.explain import overlay
+    """Worker job: Grad-CAM for the top-1 class, coloured and scaled for the preview.
+
+    Cold areas are transparent (alpha grows with the square root of the heat), so the
+    photo stays visible where the model did not look, and the part outside the centre
+    crop, which the model never saw, is left as it is.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from ...core.explain import colourise
 
     heat = yield from session.explain(model_key, device, path, cancel=cancel)
     cancel.raise_if_cancelled()
-    image = images.load_image(path)
-    if isinstance(image, images.ImageProblem):
-        raise AppError(f"{image.path.name} cannot be explained: {image.reason}.")
-    coloured = overlay(image, heat, 1.0)
+    values = np.clip(heat.values, 0.0, 1.0)
+    alpha = (np.sqrt(values) * 255).astype(np.uint8)
+    coloured = Image.fromarray(np.dstack([colourise(values), alpha]), "RGBA")
     coloured.thumbnail((side, side))
     return heat.label, heat.probability, pil_to_qimage(coloured)
 
