@@ -22,7 +22,15 @@ lint: $(VENV)/.installed-test
 	$(PY) -m ruff check effnet_app tests benchmarks packaging
 
 $(PY):
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "effnet_app needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)."; \
+	  echo "Run with another one: make run PYTHON=python3.12"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv \
+	    && $(PYTHON) -m venv $(VENV); \
+	  else echo "Python cannot create a virtual environment here. On Debian/Ubuntu:"; \
+	    echo "    sudo apt-get install python3-venv"; exit 1; fi; }
 
 $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 	$(PIP) -e .
