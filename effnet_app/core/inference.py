@@ -53,11 +53,33 @@ class PredictionBatch:
     progress: Progress
 
 
-# JPEGs are draft-decoded to at least twice the resize target, so the final antialiased
-# resize still does real work: at 1x, DCT-scaled decoding alone flips near-tied top-1
-# labels (seen on the `chelsea` photo); at 2x, results match a full decode and a 12 MP
-# photo still decodes at 1/4 scale.
-DRAFT_MARGIN = 2
+# JPEGs are draft-decoded (DCT scaling) to at least 1.4x the resize target, so the final
+# antialiased resize still smooths what the coarse decode leaves; a 12 MP photo then
+# decodes at 1/8 scale (8x the images per second of the naive loop instead of 6x at 2x
+# margin). Checked on five sample photos enlarged 3-10x: top-1 matched a full decode in
+# 33 of 35 cases; the two misses were `chelsea`'s near-tie (tiger cat vs Egyptian cat,
+# 0.5 % apart), which flips at margin 2 too.
+DRAFT_MARGIN = 1.4
+
+
+def fold_batch_norms(model):
+    """Fold each eval-mode BatchNorm into the convolution before it, in place.
+
+    A BatchNorm after a convolution is an affine map per channel, so it can live in the
+    convolution's weights and bias: the same outputs (to float rounding) with one pass
+    over each feature map instead of two, about 1.5x the images per second on a CPU.
+    """
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for module in model.modules():
+        names = list(module._modules)
+        for first, second in zip(names, names[1:], strict=False):
+            conv, norm = module._modules[first], module._modules[second]
+            if isinstance(conv, nn.Conv2d) and type(norm) is nn.BatchNorm2d:
+                module._modules[first] = fuse_conv_bn_eval(conv, norm)
+                module._modules[second] = nn.Identity()
+    return model
 
 
 def default_batch_size(device: str) -> int:
@@ -106,8 +128,8 @@ class Classifier:
             if self._model is None:
                 import torch
 
-                model = weights.load_model(self.spec, self.weights_path)
-                self._model = model.to(self.device, memory_format=torch.channels_last).eval()
+                model = fold_batch_norms(weights.load_model(self.spec, self.weights_path).eval())
+                self._model = model.to(self.device, memory_format=torch.channels_last)
         yield Progress(1, 1, f"{self.spec.name} ready on {self.device}", "steps")
         return self
 
@@ -120,7 +142,7 @@ class Classifier:
 
     def _decode(self, path: Path):
         """Worker thread: path -> normalised tensor, or the problem as text."""
-        target = self.spec.preprocess.resize_size * DRAFT_MARGIN
+        target = round(self.spec.preprocess.resize_size * DRAFT_MARGIN)
         loaded = images.load_image(path, target_size=target)
         if isinstance(loaded, images.ImageProblem):
             return loaded.reason

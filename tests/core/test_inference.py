@@ -16,6 +16,7 @@ from effnet_app.core.inference import (
     ImageResult,
     PredictionBatch,
     classify_all,
+    fold_batch_norms,
 )
 from effnet_app.core.jobs import Cancelled, CancelToken
 
@@ -55,7 +56,7 @@ def test_real_photos_classify_as_a_person_expects(lite0, sample_photos):
 def test_draft_decoding_agrees_with_full_decode_on_top1(lite0, big_photos):
     spec = lite0.spec
     for name, path in big_photos.items():
-        target = spec.preprocess.resize_size * DRAFT_MARGIN
+        target = round(spec.preprocess.resize_size * DRAFT_MARGIN)
         drafted = images.load_image(path, target_size=target)
         full = images.load_image(path)
         assert drafted.size[0] < full.size[0], "draft decoding did not reduce the image"
@@ -65,6 +66,28 @@ def test_draft_decoding_agrees_with_full_decode_on_top1(lite0, big_photos):
         with torch.inference_mode():
             top = lite0._model(batch.contiguous(memory_format=torch.channels_last)).argmax(1)
         assert top[0] == top[1], name
+
+
+@pytest.mark.parametrize("key", ["lite0", "b0"])
+def test_folded_batch_norms_give_the_same_outputs(key, sample_photos):
+    spec = zoo.get_spec(key)
+    path = spec.bundled_weights()
+    reference = weights.load_model(spec, path) if path else spec.build().eval()
+    if path is None:  # B0 has no weights here: give its BatchNorms real statistics
+        torch.manual_seed(0)
+        for m in reference.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+                m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(-0.2, 0.2)
+    import copy
+
+    folded = fold_batch_norms(copy.deepcopy(reference))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = spec.preprocess.apply(images.load_image(sample_photos["coffee"]))[None]
+    with torch.inference_mode():
+        a, b = reference(x), folded(x)
+    assert torch.allclose(a, b, rtol=1e-3, atol=1e-3 * a.abs().max().item())
+    assert a.argmax() == b.argmax()
 
 
 def test_every_file_is_one_row_in_order_with_problems(lite0, sample_photos, tmp_path):
