@@ -12,6 +12,7 @@ import sys
 import pytest
 import torch
 from loopback import LoopbackServer
+from served_weights import point_spec_at, random_weights
 
 from effnet_app import cli
 from effnet_app.core import weights, zoo
@@ -108,26 +109,12 @@ def test_models_lists_every_variant(capsys, monkeypatch, tmp_path):
 
 def test_download_from_a_mirror_lands_in_the_cache(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    spec = zoo.get_spec("b0")
-    buffer = io.BytesIO()
-    torch.save(spec.build().state_dict(), buffer)
-    data = buffer.getvalue()
-    import hashlib
-
-    name = f"efficientnet_b0_test-{hashlib.sha256(data).hexdigest()[:8]}.pth"
-    patched = _with_url(spec, name)
-    monkeypatch.setattr(zoo, "pretrained_specs", lambda: patched)
+    name, data = random_weights("b0")
+    spec = point_spec_at(monkeypatch, "b0", name)
     with LoopbackServer({f"/mirror/{name}": data}) as server:
         code, out, err = _run(capsys, "download", "b0", "--mirror", server.url + "/mirror")
     assert code == 0 and "weights saved to" in out
-    assert (weights.cached_path(zoo.get_spec("b0"))).read_bytes() == data
-
-
-def _with_url(spec, name):
-    import dataclasses
-
-    b0 = dataclasses.replace(spec, weights_url=f"https://example.invalid/models/{name}")
-    return tuple(b0 if s.key == "b0" else s for s in zoo.pretrained_specs())
+    assert weights.cached_path(spec).read_bytes() == data
 
 
 def test_import_weights_then_available(capsys, monkeypatch, tmp_path):

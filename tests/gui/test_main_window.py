@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import io
 import shutil
 from pathlib import Path
 
@@ -13,6 +10,7 @@ import torch
 from loopback import LoopbackServer
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication, QImage
+from served_weights import point_spec_at, random_weights
 
 from effnet_app.core import results_io, weights, zoo
 from effnet_app.gui import menus, output_actions
@@ -163,18 +161,8 @@ def test_cuda_disabled_and_forced_cuda_gives_inline_message(qtbot, photo_folder)
 def served_b0(monkeypatch, tmp_path):
     """B0 with a randomly initialised state dict, named like torchvision names files."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    spec = zoo.get_spec("b0")
-    buffer = io.BytesIO()
-    torch.save(spec.build().state_dict(), buffer)
-    data = buffer.getvalue()
-    name = f"efficientnet_b0_test-{hashlib.sha256(data).hexdigest()[:8]}.pth"
-    patched = tuple(
-        dataclasses.replace(s, weights_url=f"https://example.invalid/{name}")
-        if s.key == "b0"
-        else s
-        for s in zoo.pretrained_specs()
-    )
-    monkeypatch.setattr(zoo, "pretrained_specs", lambda: patched)
+    name, data = random_weights("b0")
+    point_spec_at(monkeypatch, "b0", name)
     with LoopbackServer({f"/mirror/{name}": data}, chunk_size=64 * 1024) as server:
         monkeypatch.setenv(weights.MIRROR_ENV, server.url + "/mirror")
         yield server, zoo.get_spec("b0"), data

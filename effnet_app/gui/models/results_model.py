@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -27,6 +26,8 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPalette, QPixmap
+
+from .base import FlatTableModel
 
 if TYPE_CHECKING:
     from ...core.inference import ImageResult
@@ -63,8 +64,10 @@ def problem_colour(palette: QPalette) -> QColor:
     )
 
 
-class ResultsModel(QAbstractTableModel):
+class ResultsModel(FlatTableModel):
     """Results in arrival order; appending a batch of thousands is one insert."""
+
+    HEADERS = HEADERS
 
     thumbnail_requested = Signal(str)  # a visible row needs its thumbnail
 
@@ -164,16 +167,8 @@ class ResultsModel(QAbstractTableModel):
 
     # ------------------------------------------------------------------ Qt model API
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._results)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return HEADERS[section] if 0 <= section < len(HEADERS) else None
-        return super().headerData(section, orientation, role)
+    def row_count(self) -> int:
+        return len(self._results)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._results):

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -19,6 +18,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QFont, QGuiApplication
 
+from .base import FlatTableModel
 from .results_model import ResultRole, ResultsModel, problem_colour
 
 LABEL, COUNT = range(2)
@@ -30,8 +30,10 @@ _Index = QModelIndex | QPersistentModelIndex
 _PROBLEMS = None  # the key of the Problems row: no label can collide with it
 
 
-class SummaryModel(QAbstractTableModel):
+class SummaryModel(FlatTableModel):
     """Label -> count of files whose top-1 prediction it is."""
+
+    HEADERS = HEADERS
 
     def __init__(self, results: ResultsModel | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -127,16 +129,8 @@ class SummaryModel(QAbstractTableModel):
 
     # ------------------------------------------------------------------ Qt model API
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._order)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return HEADERS[section] if 0 <= section < len(HEADERS) else None
-        return super().headerData(section, orientation, role)
+    def row_count(self) -> int:
+        return len(self._order)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._order):

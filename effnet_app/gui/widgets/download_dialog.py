@@ -65,12 +65,11 @@ class DownloadDialog(QDialog):
         return super().exec()
 
     def reject(self) -> None:
-        """Cancel: stop the download; the engine removes the partial file."""
+        """Cancel: close at once; the download stops at its next chunk (or when a stalled
+        connection times out) and the engine removes the partial file on its own thread."""
         if not self.worker.is_done:
             self.cancelled = True
-            self.detail.setText("Cancelling…")
             self.worker.cancel()
-            self.worker.wait(10_000)
         super().reject()
 
     def _on_worker_progressed(self, progress) -> None:
