@@ -174,6 +174,7 @@ class SortSummary:
     errors: tuple[tuple[Path, str], ...] = ()
     folders: tuple[Path, ...] = ()
     min_confidence: float | None = None
+    placed: tuple[tuple[Path, Path], ...] = ()  # (where it was, where it is now)
 
     def sentence(self) -> str:
         verb = "moved" if self.move else "copied"
@@ -249,6 +250,7 @@ class _Sorter:
         self.counts: Counter[str] = Counter()
         self.errors: list[tuple[Path, str]] = []
         self.folders: dict[Path, None] = {}  # an ordered set: folders in order of first use
+        self.placed: list[tuple[Path, Path]] = []
 
     def sort(self, result: ImageResult) -> str:
         """Handle one result; returns a line for the progress message."""
@@ -266,6 +268,7 @@ class _Sorter:
             self.errors.append((src, _reason(src, exc)))
             return f"Could not sort {src.name}: {self.errors[-1][1]}"
         self.folders[folder] = None
+        self.placed.append((src, final))
         self.counts["moved" if self.move else "copied"] += 1
         self.counts["renamed"] += int(final.name != src.name)
         return f"{src.name} → {folder.name}"
@@ -277,6 +280,7 @@ class _Sorter:
             errors=tuple(self.errors),
             folders=tuple(self.folders),
             min_confidence=self.min_confidence,
+            placed=tuple(self.placed),
             **self.counts,
         )
 

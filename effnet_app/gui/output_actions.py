@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from ..core import results_io
 from ..core.errors import AppError
+from .models.results_model import ResultRole
 from .workers import Worker
 
 
@@ -132,7 +133,9 @@ def start_sort(w, destination: Path, move: bool, min_confidence: float | None) -
     w.run_status.set_running(True)
     worker.progressed.connect(w.run_status.show_progress)
     worker.finished.connect(lambda summary: _sort_done(w, summary))
-    worker.cancelled.connect(lambda: _sort_done(w, None))
+    worker.cancelled.connect(
+        lambda: _sort_done(w, None, getattr(worker.cancelled_with, "summary", None))
+    )
     worker.errored.connect(lambda exc: (w.run_status.set_running(False), w.show_problem(exc)))
     w.run_status.cancel_requested.connect(worker.cancel)
     w.sort_worker = worker
@@ -140,11 +143,22 @@ def start_sort(w, destination: Path, move: bool, min_confidence: float | None) -
     return worker
 
 
-def _sort_done(w, summary) -> None:
+def _relocate(w, summary) -> None:
+    """After a move, the table follows the files to their new folders."""
+    if summary is not None and summary.move and summary.placed:
+        w.results.model.relocate(summary.placed)
+        w.preview.show_result(w.results.table.currentIndex().data(ResultRole))
+
+
+def _sort_done(w, summary, partial=None) -> None:
     w.run_status.set_running(False)
     w.run_status.show_text("")
+    _relocate(w, summary or partial)
     if summary is None:
-        w.message_bar.show_message("Sorting cancelled; files already sorted stay sorted.", "info")
+        done = f" {partial.sentence()}" if partial is not None else ""
+        w.message_bar.show_message(
+            f"Sorting cancelled; what was sorted stays sorted.{done}", "info"
+        )
         return
     level = "warning" if summary.errors else "info"
     w.message_bar.show_message(summary.sentence(), level)

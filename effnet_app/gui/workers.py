@@ -86,8 +86,8 @@ class _JobThread(QThread):
                     self.event.emit("finished", stop.value)
                     return
                 self.event.emit("progressed", item)
-        except Cancelled:
-            self.event.emit("cancelled", None)
+        except Cancelled as exc:  # may carry what was done before the cancel
+            self.event.emit("cancelled", exc)
         except BaseException as exc:  # the GUI decides how to show it
             log.debug(
                 "job %s failed", getattr(self._job_fn, "__name__", self._job_fn), exc_info=True
@@ -114,6 +114,7 @@ class Worker(QObject):
         self._thread = _JobThread(job_fn, args, kwargs, self.token)
         self._thread.event.connect(self._on_thread_event)
         self._done = False
+        self.cancelled_with: Cancelled | None = None  # the job's Cancelled, when it raised one
         # A deleted owner must not receive results: cancel and cut the connection first.
         self.destroyed.connect(self._thread_forget_owner(self._thread, self.token))
 
@@ -165,6 +166,7 @@ class Worker(QObject):
             elif kind == "errored":
                 self.errored.emit(payload)
             else:
+                self.cancelled_with = payload if isinstance(payload, Cancelled) else None
                 self.cancelled.emit()
             self.ended.emit()
 

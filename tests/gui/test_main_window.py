@@ -132,6 +132,22 @@ def test_export_round_trips_and_sort_never_overwrites(qtbot, window, photo_folde
     assert (photo_folder / "coffee.jpg").is_file()  # copied, not moved
 
 
+def test_moving_into_folders_updates_the_table(qtbot, window, photo_folder, tmp_path):
+    classify_and_wait(qtbot, window, [photo_folder])
+    dest = tmp_path / "moved"
+    worker = output_actions.start_sort(window, dest, move=True, min_confidence=0.5)
+    with qtbot.waitSignal(worker.finished, timeout=WAIT) as blocker:
+        pass
+    summary = blocker.args[0]
+    assert summary.moved == 2 and summary.skipped_low_confidence == 1  # the cat is unsure
+    assert not (photo_folder / "coffee.jpg").exists()
+    rows = {r.path.name: r.path for r in window.results.all_results()}
+    assert rows["coffee.jpg"] == dest / "espresso" / "coffee.jpg"
+    assert rows["chelsea.jpg"] == photo_folder / "chelsea.jpg"  # left in place
+    assert all(path.exists() for name, path in rows.items() if name != "readme.jpg")
+    assert "below 50%" in window.message_bar.text.text()
+
+
 def test_cuda_disabled_and_forced_cuda_gives_inline_message(qtbot, photo_folder):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

@@ -101,6 +101,23 @@ class ResultsModel(FlatTableModel):
         self._asked.clear()
         self.endResetModel()
 
+    def relocate(self, moves: Sequence[tuple[Path, Path]]) -> int:
+        """Point rows at the files' new places after they were moved; returns rows changed."""
+        import dataclasses
+
+        changed = 0
+        for old, new in moves:
+            rows = self._rows.pop(str(old), [])
+            for row in rows:
+                self._results[row] = dataclasses.replace(self._results[row], path=Path(new))
+                self._rows.setdefault(str(new), []).append(row)
+                self.dataChanged.emit(self.index(row, 0), self.index(row, len(HEADERS) - 1))
+                changed += 1
+            self._images.pop(str(old), None)
+            self._icons.pop(str(old), None)
+            self._asked.discard(str(old))
+        return changed
+
     def result(self, row: int) -> ImageResult:
         return self._results[row]
 
