@@ -7,6 +7,7 @@ Heavy modules (torch) are imported inside the commands, so ``--help`` is instant
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -54,10 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     from .core.errors import AppError
 
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, so a closed pipe is caught below, not at exit
+        return code
     except AppError as exc:
         print(f"effnet-app: {exc.sentence}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader stopped early (`effnet-app classify DIR | head`): as other tools do,
+        # stop quietly; pointing stdout at devnull keeps the exit flush from complaining.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a command ended by SIGPIPE
     except KeyboardInterrupt:
         print("effnet-app: interrupted", file=sys.stderr)
         return 130

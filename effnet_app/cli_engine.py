@@ -144,6 +144,16 @@ def _rows_table(results) -> str:
     return out.getvalue()
 
 
+def _write_stdout(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+    except UnicodeEncodeError:
+        # A name the terminal's encoding cannot show (bytes that are not UTF-8 arrive as
+        # surrogates; a legacy code page lacks most scripts): escape it, never crash.
+        encoding = sys.stdout.encoding or "utf-8"
+        sys.stdout.write(text.encode(encoding, "backslashreplace").decode(encoding))
+
+
 def format_results(results, fmt: str, top_k: int) -> str:
     from .core import results_io
 
@@ -178,6 +188,9 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         print("effnet-app: --top-k must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    if args.batch_size is not None and args.batch_size < 1:
+        print("effnet-app: --batch-size must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
     classifier = _prepare_classifier(args)
     results = []
     bar = None if args.quiet else ProgressBar()
@@ -198,7 +211,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
         atomic_write(args.output, text)
     else:
-        sys.stdout.write(text)
+        _write_stdout(text)
     problems = [r for r in results if r.problem]
     for r in problems:
         print(f"problem: {r.path}: {r.problem}", file=sys.stderr)

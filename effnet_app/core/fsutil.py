@@ -123,8 +123,12 @@ def atomic_file(
 def atomic_write(
     path: str | os.PathLike, data: bytes | str, *, error_type: type[AppError] = AppError
 ) -> Path:
-    """Write ``data`` (text is UTF-8) to ``path`` all at once; returns the path written."""
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    """Write ``data`` (text is UTF-8) to ``path`` all at once; returns the path written.
+
+    File names that are not UTF-8 reach Python as lone surrogates; they are written back
+    as the bytes they stand for, so a listed name still names its file.
+    """
+    payload = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)
     target = Path(path).expanduser()
     with atomic_file(target, "wb", error_type=error_type) as out:
         with disk_errors(target, error_type):

@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import struct
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,10 @@ from effnet_app.core.errors import sentence_of
 from effnet_app.core.jobs import NEVER, CancelToken
 
 log = logging.getLogger(__name__)
+
+# Our own MAX_PIXELS check decides what is too large; Pillow's softer warning (from about
+# 89 MP) would only print noise on the command line for images we accept on purpose.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 _COMMON_EXTENSIONS = set(
     ".jpg .jpeg .jpe .jfif .png .apng .bmp .dib .gif .tif .tiff .webp"

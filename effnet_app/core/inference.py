@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import images, weights
 from .devices import resolve_device
+from .errors import ModelError
 from .jobs import NEVER, CancelToken, Progress, RateMeter
 from .zoo import ModelSpec
 
@@ -89,7 +90,14 @@ def default_batch_size(device: str) -> int:
 def _is_out_of_memory(exc: BaseException) -> bool:
     import torch
 
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    # The CPU allocator raises a plain RuntimeError ("DefaultCPUAllocator: can't allocate
+    # memory"), CUDA an OutOfMemoryError or a RuntimeError saying "out of memory".
+    text = str(exc).lower()
+    return (
+        isinstance(exc, torch.cuda.OutOfMemoryError)
+        or "out of memory" in text
+        or "can't allocate memory" in text
+    )
 
 
 class Classifier:
@@ -186,14 +194,21 @@ class Classifier:
         return probs.cpu()
 
     def _classify(self, tensors: list, top_k: int, notes: list[str]):
-        """Probabilities for a batch; on CUDA out-of-memory halve the batch and go on."""
+        """Probabilities for a batch; out of memory, halve the batch and go on."""
         import torch
 
         try:
             return self._forward(tensors)
         except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
-            if not _is_out_of_memory(exc) or len(tensors) == 1:
+            if not _is_out_of_memory(exc):
                 raise
+            if len(tensors) == 1:
+                raise ModelError(
+                    f"{self.spec.name} does not fit in the memory of {self.device}, even one "
+                    "image at a time. Close other programs, or choose a smaller model or "
+                    "another device.",
+                    detail=repr(exc),
+                ) from exc
             if self.device.startswith("cuda"):
                 torch.cuda.empty_cache()
             self.batch_size = max(1, len(tensors) // 2)

@@ -12,6 +12,7 @@ from pathlib import Path
 import platformdirs
 
 from .. import APP_NAME
+from .errors import AppError
 
 HOME_ENV = "EFFNET_APP_HOME"
 
@@ -30,7 +31,14 @@ def _base(kind: str) -> Path:
 
 
 def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # read-only home, or EFFNET_APP_HOME naming a file
+        raise AppError(
+            f"Could not create the folder {path} ({exc.strerror or exc}). Check that you "
+            f"may write there, or set {HOME_ENV} to a folder you can write to.",
+            detail=repr(exc),
+        ) from exc
     return path
 
 

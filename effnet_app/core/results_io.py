@@ -148,14 +148,16 @@ def read_results(path: str | os.PathLike) -> list[ImageResult]:
     """Results saved by ``write_results`` or the CLI, CSV or JSON (told apart by content)."""
     path = Path(path).expanduser()
     try:
-        text = path.read_text(encoding="utf-8-sig")  # tolerates a BOM a spreadsheet added
+        # utf-8-sig tolerates a BOM a spreadsheet added; surrogateescape reads back file
+        # names that are not UTF-8 the way atomic_write wrote them.
+        text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
     except FileNotFoundError as exc:
         raise ResultsFileError(f"There is no file at {path}. Choose the file again.") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise _unreadable(path, repr(exc)) from exc
     try:
         return _parse(text, text.lstrip().startswith("["))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, csv.Error) as exc:
         raise _unreadable(path, repr(exc)) from exc
 
 

@@ -30,6 +30,7 @@ class Session:
     def classifier(self, key: str, device: str) -> Classifier:
         """The loaded-or-loadable classifier for (model, device); raises AppErrors early."""
         spec = self.spec(key)
+        key = spec.key  # "B0" and "b0" share one loaded model
         resolved = resolve_device(device)
         path = weights.cached_path(spec)
         if path is None:

@@ -95,7 +95,10 @@ def _failed(spec, url: str, what: str, first: str, exc: BaseException) -> Weight
 
 
 def _host(url: str) -> str:
-    return urlsplit(url).netloc or url
+    try:
+        return urlsplit(url).netloc or url
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address in a mirror setting
+        return url
 
 
 # --------------------------------------------------------------------------- download
@@ -160,8 +163,10 @@ class _Transfer:
         headers = {"User-Agent": f"effnet-app/{__version__}", "Accept-Encoding": "identity"}
         if self.written:
             headers["Range"] = f"bytes={self.written}-"
-        request = urllib.request.Request(self.url, headers=headers)
         try:
+            # Request() itself refuses an address without a scheme (a mirror typed as
+            # "host/path"), so it belongs inside the try.
+            request = urllib.request.Request(self.url, headers=headers)
             return urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
             exc.close()
@@ -279,7 +284,15 @@ def import_weights(spec, file) -> Path:
         raise WeightsError(f"There is no file at {source}. Choose the weights file again.")
     target = cache_file(spec)
     prefix = spec.sha256_prefix
-    if not (prefix and file_sha256(source).startswith(prefix)):
+    try:
+        published = bool(prefix) and file_sha256(source).startswith(prefix)
+    except OSError as exc:  # no permission, a failing disk
+        raise WeightsError(
+            f"Could not read {source} ({exc.strerror or exc}). Check that you may read it, "
+            "or choose another copy of the file.",
+            detail=repr(exc),
+        ) from exc
+    if not published:
         load_model(spec, source)  # raises WeightsError when it is not for this variant
     if source.resolve() == target.resolve():
         return target

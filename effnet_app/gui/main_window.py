@@ -7,6 +7,7 @@ their signals to the views and keeps the user's choices in the settings.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
@@ -46,6 +47,22 @@ from .workers import Worker
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
 
 
+def _top_k_setting(value) -> int:
+    """A hand-edited or damaged ini must not stop the window from opening."""
+    try:
+        return max(int(str(value).strip()), 1)
+    except ValueError:
+        return 5
+
+
+def _device_setting(value) -> str:
+    """Keys the picker can show; anything else ("gpu7") falls back to Auto, as models do."""
+    key = str(value).strip().lower()
+    if key in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", key):
+        return key
+    return "auto"
+
+
 class MainWindow(QMainWindow):
     paths_received = Signal(list)  # list[str]: files and folders, from any way in
     catalog_loaded = Signal(object)
@@ -58,9 +75,10 @@ class MainWindow(QMainWindow):
         self.session = Session()
         self.catalog = None
         self.model_key = str(self.settings.value("model", zoo.DEFAULT_MODEL))
-        self.device = str(self.settings.value("device", "auto"))
-        self.top_k = int(self.settings.value("top_k", 5))
+        self.device = _device_setting(self.settings.value("device", "auto"))
+        self.top_k = _top_k_setting(self.settings.value("top_k", 5))
         self.controller = ClassifyController(self.session, self)
+        self.sort_worker: Worker | None = None  # File › Sort into folders…, while it runs
         self._build_widgets()
         menus.build_menus(self)
         self._connect()
@@ -121,7 +139,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.empty_state.open_images_requested.connect(self.open_images)
         self.empty_state.open_folder_requested.connect(self.open_folder)
-        self.model_picker.model_chosen.connect(self.choose_model)
+        self.model_picker.model_chosen.connect(self._on_model_picker_model_chosen)
         self.device_picker.device_chosen.connect(self.choose_device)
         self.run_status.cancel_requested.connect(self.cancel_run)
         self.results.result_selected.connect(self.preview.show_result)
@@ -175,7 +193,10 @@ class MainWindow(QMainWindow):
             self.classify(self.controller.last_paths)
 
     def cancel_run(self) -> None:
+        """Esc and the status bar's Cancel: stop the job the status bar shows."""
         self.controller.cancel()
+        if self.sort_worker is not None:
+            self.sort_worker.cancel()
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if paths_from_mime(event.mimeData()):
@@ -261,6 +282,8 @@ class MainWindow(QMainWindow):
         if catalog.model(self.model_key) is None:
             self.model_key = zoo.DEFAULT_MODEL
         self.model_picker.set_catalog(catalog, self.model_key)
+        if self.device == "cuda" and any(d.key == "cuda:0" for d in catalog.devices):
+            self.device = "cuda:0"  # plain "cuda" means the first GPU, as the CLI reads it
         self.device_picker.set_devices(catalog.devices, self.device)
         self.about_model.show_model(catalog, self.model_key)
         choice = next((d for d in catalog.devices if d.key == self.device), None)
@@ -285,6 +308,12 @@ class MainWindow(QMainWindow):
         )
         self.catalog = dataclasses.replace(self.catalog, models=models)
         self.model_picker.set_catalog(self.catalog, self.model_key)
+
+    def _on_model_picker_model_chosen(self, key: str) -> None:
+        info = self.catalog.model(key) if self.catalog else None
+        if key == self.model_key and info is not None and info.available:
+            return  # the picker re-picked the model in use: keep its results, no re-run
+        self.choose_model(key)
 
     def choose_model(self, key: str) -> bool:
         """Switch model; download its weights first when needed. False when it could not."""

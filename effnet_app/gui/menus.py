@@ -90,7 +90,9 @@ def build_menus(w) -> None:
 
 
 def clear_results(w) -> None:
-    w.controller.cancel()
+    w.controller.discard()  # its "Cancelled: …" must not replace "Ready" below
+    w.run_status.set_running(False)
+    w.run_status.show_text("")
     w.results.clear()
     w.preview.show_result(None)
     w.controller.last_paths = []
@@ -117,8 +119,8 @@ def open_folder(folder: Path) -> None:
 
 def paste(w) -> None:
     """Files copied in a file manager, or an image copied from a browser or editor."""
-    mime = QGuiApplication.clipboard().mimeData()
-    found = paths_from_mime(mime)
+    mime = QGuiApplication.clipboard().mimeData()  # None when the clipboard is empty
+    found = paths_from_mime(mime) if mime is not None else []
     if found:
         w.receive_paths(found)
         return
@@ -130,11 +132,19 @@ def paste(w) -> None:
         return
     folder = paths.data_dir() / "pasted"
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / time.strftime("clipboard-%Y%m%d-%H%M%S.png")
+    target = _unused_name(folder, time.strftime("clipboard-%Y%m%d-%H%M%S"), ".png")
     if not image.save(str(target), "PNG"):
         w.message_bar.show_message(f"Could not save the pasted image in {folder}.", "error")
         return
     w.receive_paths([str(target)])
+
+
+def _unused_name(folder: Path, stem: str, suffix: str) -> Path:
+    """Two pastes in the same second must not overwrite the first one's file."""
+    target, n = folder / f"{stem}{suffix}", 2
+    while target.exists():
+        target, n = folder / f"{stem} ({n}){suffix}", n + 1
+    return target
 
 
 # ---------------------------------------------------------------------- weights
@@ -200,12 +210,17 @@ def start_import(w, key: str, file: str) -> Worker:
     w.status_label.setText(f"Checking {Path(file).name}…")
 
     def done(_path) -> None:
+        w.status_label.setText(f"Imported {Path(file).name}")
         w.mark_available(key)
         w.message_bar.show_message(f"Imported {Path(file).name}; the model is ready.", "info")
         w.choose_model(key)
 
+    def failed(exc) -> None:  # "Checking …" must not stay in the status bar
+        w.status_label.setText(f"Could not import {Path(file).name}")
+        w.show_problem(exc, key)
+
     worker.finished.connect(done)
-    worker.errored.connect(lambda exc: w.show_problem(exc, key))
+    worker.errored.connect(failed)
     w.import_worker = worker
     worker.start()
     return worker

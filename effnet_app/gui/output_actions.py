@@ -105,6 +105,14 @@ def sort_into_folders(w) -> None:
     if not results:
         w.message_bar.show_message("There are no results to sort yet.", "info")
         return
+    if w.controller.running or (w.sort_worker is not None and not w.sort_worker.is_done):
+        # Sorting half a run would leave the rest behind, and moving files the classifier
+        # is about to read turns them into "not found" rows.
+        w.message_bar.show_message(
+            "Wait until the running job has finished (or press Esc to cancel it), then sort.",
+            "info",
+        )
+        return
     dialog = SortDialog(str(Path(w._last_folder()) / "sorted"), w)
     if dialog.exec() != QDialog.DialogCode.Accepted or not dialog.folder.text().strip():
         return
@@ -137,7 +145,6 @@ def start_sort(w, destination: Path, move: bool, min_confidence: float | None) -
         lambda: _sort_done(w, None, getattr(worker.cancelled_with, "summary", None))
     )
     worker.errored.connect(lambda exc: (w.run_status.set_running(False), w.show_problem(exc)))
-    w.run_status.cancel_requested.connect(worker.cancel)
     w.sort_worker = worker
     worker.start()
     return worker

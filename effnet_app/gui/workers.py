@@ -135,7 +135,8 @@ class Worker(QObject):
         return self
 
     def cancel(self) -> None:
-        """Ask the job to stop at its next step; ``cancelled`` follows, never ``finished``."""
+        """Ask the job to stop at its next step; ``cancelled`` follows, never ``finished``
+        or ``errored``."""
         self.token.cancel()
 
     @property
@@ -159,7 +160,11 @@ class Worker(QObject):
                 self.progressed.emit(payload)
         else:
             self._done = True
-            if kind == "finished" and self.token.cancelled:
+            if kind in ("finished", "errored") and self.token.cancelled:
+                # The owner has moved on (a newer selection, a new run): a late failure of
+                # the job it gave up on must not overwrite what it shows now.
+                if kind == "errored":
+                    log.info("ignoring an error of a cancelled job: %s", payload)
                 kind = "cancelled"
             if kind == "finished":
                 self.finished.emit(payload)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -139,3 +140,55 @@ def test_entry_point_subprocess_exit_codes(tmp_path, sample_photos):
         timeout=300,
     )
     assert out.returncode == 1 and "file not found" in out.stderr
+
+
+def test_a_file_name_that_is_not_utf8_is_printed_and_saved(capsys, photo_folder, tmp_path):
+    raw = os.fsencode(photo_folder) + b"/caf\xe9.jpg"
+    try:
+        with open(raw, "wb") as f:
+            f.write((photo_folder / "coffee.jpg").read_bytes())
+    except OSError:
+        pytest.skip("this file system only takes UTF-8 names")
+    code, out, _ = _run(capsys, "classify", str(photo_folder), "-q")  # stdout is strict UTF-8
+    assert code == 0 and "caf\\udce9.jpg" in out and "espresso" in out
+    out_file = tmp_path / "results.csv"
+    code, _, _ = _run(capsys, "classify", str(photo_folder), "-q", "-o", str(out_file))
+    assert code == 0 and b"caf\xe9.jpg" in out_file.read_bytes()
+
+
+@pytest.mark.parametrize("size", ["0", "-3"])
+def test_batch_size_below_one_is_bad_usage(capsys, photo_folder, size):
+    code, out, err = _run(capsys, "classify", str(photo_folder), "--batch-size", size)
+    assert code == 2 and out == "" and "--batch-size" in err
+
+
+@pytest.mark.parametrize("mirror", ["weights.example.com/files", "http://[::1"])
+def test_a_mirror_that_is_not_an_address_is_a_sentence(capsys, mirror):
+    code, _, err = _run(capsys, "download", "b0", "--mirror", mirror, "-q")
+    assert code == 2 and "not a download address" in err and "Traceback" not in err
+
+
+def test_an_app_home_that_is_a_file_is_a_sentence(capsys, monkeypatch, tmp_path):
+    blocker = tmp_path / "home-is-a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("EFFNET_APP_HOME", str(blocker))
+    code, _, err = _run(capsys, "models")
+    assert code == 2 and str(blocker) in err and "EFFNET_APP_HOME" in err
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`effnet-app paths | head -1`: the pipe closes before everything is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "effnet_app", "paths"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr
+    assert out.returncode != 0

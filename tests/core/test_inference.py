@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from effnet_app.core import devices, images, weights, zoo
-from effnet_app.core.errors import DeviceError
+from effnet_app.core.errors import DeviceError, ModelError
 from effnet_app.core.inference import (
     DRAFT_MARGIN,
     Classifier,
@@ -198,3 +198,50 @@ def test_cuda_without_cuda_names_what_was_found():
 
 def test_image_result_top1():
     assert ImageResult(Path("x.jpg"), problem="empty file").top1 is None
+
+
+def _copies(photo: Path, folder: Path, count: int) -> list[Path]:
+    files = []
+    for i in range(count):
+        p = folder / f"{i}.jpg"
+        p.write_bytes(photo.read_bytes())
+        files.append(p)
+    return files
+
+
+def _cpu_allocation_failure() -> RuntimeError:
+    """The error PyTorch's CPU allocator really raises when memory runs out."""
+    try:
+        torch.empty(2**62, dtype=torch.uint8)
+    except RuntimeError as exc:
+        return exc
+    raise AssertionError("allocating 4 EiB succeeded")
+
+
+def test_cpu_out_of_memory_also_halves_the_batch(lite0, sample_photos, tmp_path):
+    files = _copies(sample_photos["chelsea"], tmp_path, 4)
+    classifier = Classifier(lite0.spec, device="cpu", batch_size=4)
+    real_model, failure = lite0._model, _cpu_allocation_failure()
+
+    def small_machine(batch):  # fits two images at a time
+        if batch.shape[0] > 2:
+            raise failure
+        return real_model(batch)
+
+    classifier._model = small_machine
+    results = classify_all(classifier, files)
+    assert len(results) == 4 and all(r.top1.label in CAT_LABELS for r in results)
+    assert classifier.batch_size == 2
+
+
+def test_out_of_memory_with_one_image_is_a_sentence(lite0, sample_photos):
+    classifier = Classifier(lite0.spec, device="cpu", batch_size=4)
+    failure = _cpu_allocation_failure()
+
+    def no_memory(batch):
+        raise failure
+
+    classifier._model = no_memory
+    with pytest.raises(ModelError) as caught:
+        classify_all(classifier, [sample_photos["coffee"]])
+    assert "memory" in caught.value.sentence and lite0.spec.name in caught.value.sentence

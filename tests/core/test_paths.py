@@ -3,6 +3,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import pytest
+
 from effnet_app.core import paths
 
 
@@ -37,3 +39,14 @@ def test_without_override_uses_platformdirs(monkeypatch, tmp_path):
     assert paths.weights_dir() == tmp_path / "cache" / "effnet_app" / "weights"
     assert paths.models_dir() == tmp_path / "data" / "effnet_app" / "models"
     assert str(paths.log_dir()).startswith(str(tmp_path))
+
+
+def test_a_home_that_cannot_hold_folders_is_a_sentence(tmp_path, monkeypatch):
+    from effnet_app.core.errors import AppError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(paths.HOME_ENV, str(blocker))
+    with pytest.raises(AppError) as caught:
+        paths.weights_dir()
+    assert str(blocker) in caught.value.sentence and paths.HOME_ENV in caught.value.sentence

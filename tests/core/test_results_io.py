@@ -310,3 +310,21 @@ def test_an_unusable_destination_is_a_sentence(tmp_path, photos):
     with pytest.raises(results_io.AppError, match="Choose another destination"):
         run_to_end(sort_into_folders(photos, blocker / "sorted"))
     assert all(r.path.exists() for r in photos)
+
+
+def test_file_names_that_are_not_utf8_round_trip(tmp_path):
+    """POSIX names may hold any bytes; Python hands them over as surrogates."""
+    path = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.jpg"))
+    wrote = [_result(path, ("espresso", 0.9))]
+    for fmt in ("csv", "json"):
+        target = write_results(tmp_path / f"latin1.{fmt}", wrote, fmt)
+        read = read_results(target)
+        assert read[0].path == path and os.fsencode(read[0].path).endswith(b"caf\xe9.jpg")
+    assert b"caf\xe9.jpg" in (tmp_path / "latin1.csv").read_bytes()  # the name as on disk
+
+
+def test_a_csv_field_over_the_csv_modules_limit_is_a_sentence(tmp_path):
+    target = tmp_path / "huge.csv"
+    target.write_text("path,label_1,probability_1\n" + "a" * 200_000 + ",cat,1\n")
+    with pytest.raises(ResultsFileError, match="huge.csv is not a results file"):
+        read_results(target)

@@ -12,6 +12,7 @@ import errno
 import hashlib
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -385,6 +386,27 @@ def test_import_rejects_random_bytes_and_missing_file(tiny_data, tmp_path):
     assert _cache_listing() == []
 
 
+def _unreadable_file(tmp_path) -> Path:
+    """A file that exists but cannot be read: no permission, or (as root) an I/O error."""
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        locked = tmp_path / "locked.pth"
+        locked.write_bytes(b"weights")
+        locked.chmod(0)
+        return locked
+    mem = Path("/proc/self/mem")  # a regular file whose first page reads as EIO
+    if not mem.is_file():
+        pytest.skip("needs a non-root user or Linux's /proc")
+    return mem
+
+
+def test_import_of_a_file_that_cannot_be_read_is_a_sentence(tiny_data, tmp_path):
+    spec = _spec_for(tiny_data, "http://127.0.0.1:9")
+    source = _unreadable_file(tmp_path)
+    with pytest.raises(WeightsError, match="Could not read"):
+        weights.import_weights(spec, source)
+    assert _cache_listing() == []
+
+
 # --------------------------------------------------------------------------- loading
 
 _RAN: list[str] = []
@@ -438,3 +460,11 @@ def test_lite0_is_bundled_and_loads():
     with torch.no_grad():
         out = model(torch.zeros(1, 3, lite0.resolution, lite0.resolution))
     assert out.shape == (1, 1000) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("mirror", ["weights.example.com/files", "http://[::1"])
+def test_mirror_without_scheme_or_with_a_broken_host_is_a_sentence(tiny_data, mirror):
+    spec = _spec_for(tiny_data, "http://127.0.0.1:9")
+    with pytest.raises(WeightsError, match="not a download address"):
+        run_to_end(weights.download(spec, mirror=mirror))
+    assert _cache_listing() == []

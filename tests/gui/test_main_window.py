@@ -267,3 +267,7 @@ def test_preview_shows_image_and_heatmap(qtbot, window, sample_photos, tmp_path)
     assert "Heatmap for" in preview.status.text()
     preview.opacity.setValue(0)
     assert preview.view.opacity == 0
+    preview.heatmap_box.setChecked(False)
+    assert preview.view.overlay is None
+    preview.heatmap_box.setChecked(True)  # the same image and model: shown again at once
+    assert preview.view.overlay is not None

@@ -108,3 +108,25 @@ def test_empty_and_single_step_jobs(qtbot, n):
     with qtbot.waitSignal(worker.finished, timeout=10_000) as blocker:
         worker.start()
     assert blocker.args == [f"counted {n}"]
+
+
+def test_an_error_after_cancel_is_reported_as_cancelled(qtbot):
+    # The owner gave up on the job (a newer selection): its late failure must not reach views.
+    inside, gate = threading.Event(), threading.Event()
+
+    def fails_late(cancel):
+        inside.set()
+        gate.wait(5)  # past its last cancel check when the owner cancels
+        raise AppError("This image cannot be shown.")
+        yield
+
+    worker = Worker(fails_late)
+    errors, cancelled = [], []
+    worker.errored.connect(errors.append)
+    worker.cancelled.connect(lambda: cancelled.append(True))
+    worker.start()
+    qtbot.waitUntil(inside.is_set, timeout=10_000)
+    worker.cancel()
+    with qtbot.waitSignal(worker.ended, timeout=10_000):
+        gate.set()
+    assert errors == [] and cancelled == [True]

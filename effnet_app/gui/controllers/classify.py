@@ -53,6 +53,11 @@ class ClassifyController(QObject):
         if self.worker is not None and not self.worker.is_done:
             self.worker.cancel()
 
+    def discard(self) -> None:
+        """Cancel the run and drop all it still sends: its rows were cleared away."""
+        self.cancel()
+        self.generation += 1
+
     def _current(self, generation: int) -> bool:
         return generation == self.generation
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QStyle, QWidget
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QStyle,
+    QWidget,
+)
 
 LEVELS = {
     "error": (QStyle.StandardPixmap.SP_MessageBoxCritical, "#c0392b"),
@@ -47,24 +54,27 @@ class MessageBar(QFrame):
         for button in self._buttons:
             button.deleteLater()
         self._buttons = []
-        pixmap, colour = LEVELS[level]
+        pixmap = LEVELS[level][0]
         size = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
         self.icon.setPixmap(self.style().standardIcon(pixmap).pixmap(size, size))
         self.text.setText(sentence)
         self.level = level
-        # A tinted background in the level's colour, blended with the palette: readable in
-        # light and dark themes alike.
-        base = self.palette().color(QPalette.ColorRole.Window)
-        self.setStyleSheet(
-            f"#messageBar {{ border: 1px solid {colour}; border-radius: 4px; "
-            f"background: {_blend(base.name(), colour, 0.15)}; }}"
-        )
+        self._tint()
         for text, callback in actions or []:
             button = QPushButton(text)
             button.clicked.connect(callback)
             self._layout.insertWidget(self._layout.count() - 1, button)
             self._buttons.append(button)
         self.show()
+
+    def _tint(self) -> None:
+        """The level's colour at 15 % over whatever the window paints below: readable in
+        light and dark themes alike, and still right after View › Theme changes them."""
+        colour = QColor(LEVELS[self.level][1])
+        self.setStyleSheet(
+            f"#messageBar {{ border: 1px solid {colour.name()}; border-radius: 4px; "
+            f"background: rgba({colour.red()}, {colour.green()}, {colour.blue()}, 38); }}"
+        )
 
     @property
     def action_texts(self) -> list[str]:
@@ -81,12 +91,3 @@ class MessageBar(QFrame):
     def dismiss(self) -> None:
         self.level = ""
         self.hide()
-
-
-def _blend(a: str, b: str, t: float) -> str:
-    ca, cb = int(a[1:], 16), int(b[1:], 16)
-    channels = []
-    for shift in (16, 8, 0):
-        x, y = (ca >> shift) & 255, (cb >> shift) & 255
-        channels.append(round(x + (y - x) * t))
-    return "#" + "".join(f"{c:02x}" for c in channels)

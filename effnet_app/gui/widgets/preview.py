@@ -137,6 +137,7 @@ class PreviewPanel(QWidget):
         self._image_worker: Worker | None = None
         self._heat_worker: Worker | None = None
         self._heat_for: tuple | None = None
+        self._heat_image: QImage | None = None  # kept while unticked: ticking again is instant
         self.title = QLabel("No image selected")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.view = ImageView()
@@ -172,6 +173,7 @@ class PreviewPanel(QWidget):
         self.view.image = None
         self.view.overlay = None
         self._heat_for = None
+        self._heat_image = None
         self._cancel_workers()
         if result is None:
             self.title.setText("No image selected")
@@ -188,6 +190,7 @@ class PreviewPanel(QWidget):
         self._image_worker = Worker(load_preview_job, str(result.path), PREVIEW_SIDE, parent=self)
         self._image_worker.finished.connect(self._on_image_worker_finished)
         self._image_worker.errored.connect(self._on_worker_errored)
+        self._image_worker.ended.connect(self._image_worker.deleteLater)  # one per selection
         self._image_worker.start()
         if self.heatmap_box.isChecked():
             self._start_heatmap()
@@ -219,24 +222,31 @@ class PreviewPanel(QWidget):
             return
         key, device = self.current_model()
         wanted = (str(self.result.path), key, device)
-        if self._heat_for == wanted and self.view.overlay is not None:
+        if self._heat_for == wanted and self._heat_image is not None:
+            self.view.overlay = self._heat_image
+            self.view.update()
             return
         if self._heat_worker is not None:
             self._heat_worker.cancel()
         self._heat_for = wanted
+        self._heat_image = None
         self.status.setText("Computing the heatmap…")
         worker = Worker(
             heatmap_job, self.session, key, device, wanted[0], PREVIEW_SIDE, parent=self
         )
         worker.finished.connect(self._on_heat_worker_finished)
         worker.errored.connect(self._on_worker_errored)
+        worker.ended.connect(worker.deleteLater)
         self._heat_worker = worker
         worker.start()
 
     def _on_heat_worker_finished(self, outcome) -> None:
         label, probability, image = outcome
-        if self.heatmap_box.isChecked():
-            self.view.overlay = image
+        self._heat_image = image
+        if not self.heatmap_box.isChecked():  # switched off while it was computed
+            self.status.setText("")
+            return
+        self.view.overlay = image
         self.status.setText(f"Heatmap for “{label}” ({probability:.0%})")
         self.view.update()
 

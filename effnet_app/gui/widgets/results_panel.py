@@ -161,6 +161,7 @@ class ResultsPanel(QWidget):
     def _on_summary_clicked(self, index) -> None:
         label = self.summary.label(index.row())
         if label is None:
+            self.label_filter.clear()  # a label picked before would hide every problem row
             self.problems_box.setChecked(True)
         else:
             self.problems_box.setChecked(False)
