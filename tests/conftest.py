@@ -49,3 +49,28 @@ def tiny_folder(tmp_path) -> Path:
     (root / "notes.txt").write_text("not an image")
     (root / "broken.jpg").write_text("this is text, not a JPEG")
     return root
+
+
+# Once every test has run and pytest has printed its summary, end the process directly.
+# Tearing down an interpreter that holds Qt, torch and their thread pools can crash in
+# C++ destructors that run in an arbitrary order; that would turn a green run red
+# without any test failing. The app's own shutdown is tested in tests/gui/test_startup.py
+# in a real subprocess, which this does not affect.
+_exit_status: int | None = None
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config) -> None:
+    if _exit_status is not None and os.environ.get("EFFNET_TEST_SOFT_EXIT") != "1":
+        import logging
+        import sys
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status)

@@ -12,6 +12,7 @@ is cancelled and its late signals go nowhere.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import time
 from collections.abc import Callable
@@ -73,9 +74,15 @@ class _JobThread(QThread):
         return self._token
 
     def run(self) -> None:  # noqa: D401 - Qt's name
+        self.event.emit("started", None)
+        kind, payload = self._drive()
+        self.event.emit(kind, payload)
+
+    def _drive(self) -> tuple[str, object]:
+        """Run the job to its end; the outcome is reported only after the generator has
+        been closed, so its clean-up (partial files, open handles) is done by then."""
         job = None
         try:
-            self.event.emit("started", None)
             job = self._job_fn(*self._args, cancel=self._token, **self._kwargs)
             while True:
                 self._token.raise_if_cancelled()
@@ -83,19 +90,20 @@ class _JobThread(QThread):
                     item = next(job)
                 except StopIteration as stop:
                     self._token.raise_if_cancelled()
-                    self.event.emit("finished", stop.value)
-                    return
+                    return "finished", stop.value
                 self.event.emit("progressed", item)
         except Cancelled as exc:  # may carry what was done before the cancel
-            self.event.emit("cancelled", exc)
+            return "cancelled", exc
         except BaseException as exc:  # the GUI decides how to show it
-            log.debug(
-                "job %s failed", getattr(self._job_fn, "__name__", self._job_fn), exc_info=True
-            )
-            self.event.emit("errored", exc)
+            name = getattr(self._job_fn, "__name__", self._job_fn)
+            log.debug("job %s failed", name, exc_info=True)
+            return "errored", exc
         finally:
             if job is not None:
-                job.close()  # run the generator's finally blocks on this thread
+                try:
+                    job.close()  # run the generator's finally blocks on this thread
+                except BaseException:  # a clean-up that fails must not hide the outcome
+                    log.warning("closing job %s failed", self._job_fn, exc_info=True)
 
 
 class Worker(QObject):
@@ -174,6 +182,17 @@ class Worker(QObject):
                 self.cancelled_with = payload if isinstance(payload, Cancelled) else None
                 self.cancelled.emit()
             self.ended.emit()
+
+
+def _wait_at_exit() -> None:
+    """Interpreter exit: a QThread destroyed while running aborts the process, so cancel
+    every job and let each reach its next cancel point (an import in progress finishes
+    first). The app's main() does this itself; this catches scripts and test runs."""
+    if _registry is not None:
+        stop_all(timeout_ms=60_000)
+
+
+atexit.register(_wait_at_exit)
 
 
 def running_count() -> int:

@@ -130,3 +130,27 @@ def test_an_error_after_cancel_is_reported_as_cancelled(qtbot):
     with qtbot.waitSignal(worker.ended, timeout=10_000):
         gate.set()
     assert errors == [] and cancelled == [True]
+
+
+def test_clean_up_is_done_before_cancelled_arrives(qtbot):
+    cleaned = threading.Event()
+    step = threading.Event()
+
+    def job(cancel):
+        try:
+            while True:
+                step.set()
+                time.sleep(0.01)
+                yield Progress(1)
+        finally:
+            time.sleep(0.2)  # a slow clean-up, like deleting a large partial file
+            cleaned.set()
+
+    worker = Worker(job)
+    seen_at_cancel = []
+    worker.cancelled.connect(lambda: seen_at_cancel.append(cleaned.is_set()))
+    worker.start()
+    assert step.wait(5)
+    with qtbot.waitSignal(worker.cancelled, timeout=10_000):
+        worker.cancel()
+    assert seen_at_cancel == [True]
