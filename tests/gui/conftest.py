@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
+from window_driver import WAIT
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -18,3 +22,29 @@ def _jobs_end_before_exit():
     if QGuiApplication.instance() is not None:
         QGuiApplication.clipboard().clear()
     assert stop_all(timeout_ms=120_000), "a background job did not end"
+
+
+@pytest.fixture
+def window(qtbot):
+    """The main window, shown, with its model list loaded."""
+    from effnet_app.gui.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.catalog_loaded, timeout=WAIT):
+        w.show()
+    yield w
+    w.controller.cancel()
+    if w.sort_worker is not None:
+        w.sort_worker.cancel()
+
+
+@pytest.fixture
+def photo_folder(sample_photos, tmp_path) -> Path:
+    """Three real photos and one text file named .jpg."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("coffee", "chelsea", "camera"):
+        shutil.copy(sample_photos[name], folder / f"{name}.jpg")
+    (folder / "readme.jpg").write_text("I am not a picture")
+    return folder

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
 from loopback import LoopbackServer
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent, QGuiApplication, QImage
+from PySide6.QtCore import QMimeData, QUrl
+from PySide6.QtGui import QGuiApplication, QImage
 from served_weights import point_spec_at, random_weights
+from window_driver import WAIT, classify_and_wait, drop
 
 from effnet_app.core import results_io, weights, zoo
 from effnet_app.gui import menus, output_actions
@@ -19,46 +19,6 @@ from effnet_app.gui.settings import app_settings
 from effnet_app.gui.widgets.download_dialog import DownloadDialog
 
 CATS = {"tabby", "tiger cat", "Egyptian cat", "Persian cat"}
-WAIT = 120_000
-
-
-@pytest.fixture
-def window(qtbot):
-    w = MainWindow()
-    qtbot.addWidget(w)
-    with qtbot.waitSignal(w.catalog_loaded, timeout=WAIT):
-        w.show()
-    yield w
-    w.controller.cancel()
-
-
-@pytest.fixture
-def photo_folder(sample_photos, tmp_path) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for name in ("coffee", "chelsea", "camera"):
-        shutil.copy(sample_photos[name], folder / f"{name}.jpg")
-    (folder / "readme.jpg").write_text("I am not a picture")
-    return folder
-
-
-def drop(window, paths) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = QDropEvent(
-        QPointF(20, 20),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    window.dropEvent(event)
-
-
-def classify_and_wait(qtbot, window, paths):
-    with qtbot.waitSignal(window.controller.run_finished, timeout=WAIT):
-        drop(window, paths)
-    return {r.path.name: r for r in window.results.all_results()}
 
 
 def test_drop_folder_fills_table_with_expected_labels(qtbot, window, photo_folder):

@@ -10,39 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QColor, QDropEvent, QGuiApplication, QImage, QPalette
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QColor, QGuiApplication, QImage, QPalette
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialog
+from window_driver import WAIT, classify_and_wait, drop
 
 from effnet_app.core import paths
 from effnet_app.gui import menus, output_actions
 from effnet_app.gui.main_window import MainWindow
 from effnet_app.gui.settings import app_settings
-
-WAIT = 120_000
-
-
-@pytest.fixture
-def window(qtbot):
-    w = MainWindow()
-    qtbot.addWidget(w)
-    with qtbot.waitSignal(w.catalog_loaded, timeout=WAIT):
-        w.show()
-    yield w
-    w.controller.cancel()
-    if w.sort_worker is not None:
-        w.sort_worker.cancel()
-
-
-@pytest.fixture
-def photo_folder(sample_photos, tmp_path) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for name in ("coffee", "chelsea", "camera"):
-        shutil.copy(sample_photos[name], folder / f"{name}.jpg")
-    (folder / "readme.jpg").write_text("I am not a picture")
-    return folder
 
 
 @pytest.fixture
@@ -53,24 +30,6 @@ def big_folder(sample_photos, tmp_path) -> Path:
     for i in range(80):
         shutil.copy(sample_photos["camera"], folder / f"c{i:02d}.jpg")
     return folder
-
-
-def drop(window, paths) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = QDropEvent(
-        QPointF(20, 20),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    window.dropEvent(event)
-
-
-def classify_and_wait(qtbot, window, paths) -> None:
-    with qtbot.waitSignal(window.controller.run_finished, timeout=WAIT):
-        drop(window, paths)
 
 
 # ---------------------------------------------------------------------- settings
