@@ -5,14 +5,18 @@ Kept apart from main_window.py so the window stays layout and wiring.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from pathlib import Path
 
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 
-from ..core import paths, session
+from ..core import fsutil, paths, session
+from ..core.errors import AppError
+from ..core.jobs import Progress
 from ..core.weights import MIRROR_ENV
 from . import output_actions
 from .theme import THEMES, apply_theme
@@ -130,20 +134,37 @@ def paste(w) -> None:
             "The clipboard holds no image or image files to classify.", "info"
         )
         return
-    folder = paths.data_dir() / "pasted"
+    worker = Worker(save_pasted_job, image, paths.data_dir() / "pasted", parent=w)
+    worker.finished.connect(lambda target: w.receive_paths([str(target)]))
+    worker.errored.connect(w.show_problem)
+    w.paste_worker = worker
+    worker.start()
+
+
+def save_pasted_job(image: QImage, folder: Path, cancel):
+    """Worker job: the clipboard image as a PNG under a name no other paste has.
+
+    Encoding a large screenshot takes a moment, so it happens off the GUI thread; the
+    name is reserved with an exclusive create first, so two quick pastes never share it.
+    """
+    yield Progress(0, 1, "Saving the pasted image…")
     folder.mkdir(parents=True, exist_ok=True)
-    target = _unused_name(folder, time.strftime("clipboard-%Y%m%d-%H%M%S"), ".png")
-    if not image.save(str(target), "PNG"):
-        w.message_bar.show_message(f"Could not save the pasted image in {folder}.", "error")
-        return
-    w.receive_paths([str(target)])
-
-
-def _unused_name(folder: Path, stem: str, suffix: str) -> Path:
-    """Two pastes in the same second must not overwrite the first one's file."""
-    target, n = folder / f"{stem}{suffix}", 2
-    while target.exists():
-        target, n = folder / f"{stem} ({n}){suffix}", n + 1
+    stem = time.strftime("clipboard-%Y%m%d-%H%M%S")
+    for n in itertools.count(1):
+        target = folder / (f"{stem}.png" if n == 1 else f"{stem} ({n}).png")
+        try:
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            break
+        except FileExistsError:
+            continue
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not image.save(buffer, "PNG"):
+        target.unlink(missing_ok=True)
+        raise AppError("The pasted image could not be encoded as PNG. Save it to a file first.")
+    cancel.raise_if_cancelled()
+    fsutil.atomic_write(target, bytes(data.data()))
     return target
 
 
