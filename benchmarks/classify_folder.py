@@ -15,8 +15,8 @@ import time
 
 from _common import WORK, make_jpegs, random_weights
 
-from effnet_app.core import zoo
-from effnet_app.core.inference import Classifier, classify_all
+from effnet_app.core.models import zoo
+from effnet_app.core.runtime.classifier import Classifier, classify_all
 
 
 def naive_loop(spec, weights_path, files) -> float:

@@ -12,8 +12,8 @@ import argparse
 
 from _common import WORK, make_jpegs, rss_mb
 
-from effnet_app.core import zoo
-from effnet_app.core.inference import Classifier, PredictionBatch
+from effnet_app.core.models import zoo
+from effnet_app.core.runtime.classifier import Classifier, PredictionBatch
 
 
 def main() -> None:

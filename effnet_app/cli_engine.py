@@ -52,7 +52,7 @@ class ProgressBar:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .core import weights, zoo
+    from .core.models import weights, zoo
 
     rows = [("model", "name", "input", "params", "GFLOPS", "top-1", "weights")]
     for spec in zoo.pretrained_specs():
@@ -106,7 +106,7 @@ def _run_with_bar(job, quiet: bool = False):
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from .core import weights, zoo
+    from .core.models import weights, zoo
 
     spec = zoo.get_spec(args.model)
     found = weights.cached_path(spec)
@@ -119,7 +119,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_import_weights(args: argparse.Namespace) -> int:
-    from .core import weights, zoo
+    from .core.models import weights, zoo
 
     spec = zoo.get_spec(args.model)
     path = weights.import_weights(spec, Path(args.file))
@@ -155,7 +155,7 @@ def _write_stdout(text: str) -> None:
 
 
 def format_results(results, fmt: str, top_k: int) -> str:
-    from .core import results_io
+    from .core.runtime import results_io
 
     if fmt == "json":
         return results_io.to_json(results)
@@ -165,9 +165,9 @@ def format_results(results, fmt: str, top_k: int) -> str:
 
 
 def _prepare_classifier(args: argparse.Namespace):
-    from .core import weights, zoo
     from .core.errors import WeightsError
-    from .core.inference import Classifier
+    from .core.models import weights, zoo
+    from .core.runtime.classifier import Classifier
 
     spec = zoo.get_spec(args.model)
     path = weights.cached_path(spec)
@@ -183,7 +183,7 @@ def _prepare_classifier(args: argparse.Namespace):
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
-    from .core.inference import PredictionBatch
+    from .core.runtime.classifier import PredictionBatch
 
     if args.top_k < 1:
         print("effnet-app: --top-k must be at least 1", file=sys.stderr)

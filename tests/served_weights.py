@@ -8,7 +8,7 @@ import io
 
 import torch
 
-from effnet_app.core import zoo
+from effnet_app.core.models import zoo
 
 
 def random_weights(key: str) -> tuple[str, bytes]:

@@ -25,11 +25,12 @@ from PySide6.QtWidgets import (
 )
 
 from .. import APP_DISPLAY_NAME, __version__
-from ..core import about, zoo
-from ..core.catalog import load_catalog
+from ..core import about
 from ..core.devices import resolve_device
 from ..core.errors import AppError, DeviceError, WeightsError
-from ..core.session import Session
+from ..core.models import zoo
+from ..core.runtime.catalog import load_catalog
+from ..core.runtime.session import Session
 from . import menus
 from .controllers.classify import ClassifyController
 from .settings import app_settings

@@ -14,10 +14,11 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 
-from ..core import fsutil, paths, session
+from ..core import fsutil, paths
 from ..core.errors import AppError
 from ..core.jobs import Progress
-from ..core.weights import MIRROR_ENV
+from ..core.models.weights import MIRROR_ENV
+from ..core.runtime import session
 from . import output_actions
 from .theme import THEMES, apply_theme
 from .widgets.download_dialog import DownloadDialog

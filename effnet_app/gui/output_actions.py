@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core import results_io
 from ..core.errors import AppError
+from ..core.runtime import results_io
 from .models.results_model import ResultRole
 from .workers import Worker
 

@@ -28,7 +28,8 @@ from PIL import Image
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 from PySide6.QtGui import QImage
 
-from ..core import images, paths
+from ..core import paths
+from ..core.data import images
 from ..core.jobs import NEVER
 from .workers import Worker
 

@@ -16,7 +16,7 @@ from loopback import LoopbackServer
 from served_weights import point_spec_at, random_weights
 
 from effnet_app import cli
-from effnet_app.core import weights, zoo
+from effnet_app.core.models import weights, zoo
 
 
 @pytest.fixture

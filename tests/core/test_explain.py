@@ -9,11 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from effnet_app.core import explain, images, zoo
+from effnet_app.core.data import images
 from effnet_app.core.errors import AppError, ModelError
-from effnet_app.core.explain import Heatmap, explain_job, grad_cam, overlay
-from effnet_app.core.inference import Classifier
 from effnet_app.core.jobs import Cancelled, CancelToken, Progress, run_to_end
+from effnet_app.core.models import zoo
+from effnet_app.core.runtime import explain
+from effnet_app.core.runtime.classifier import Classifier
+from effnet_app.core.runtime.explain import Heatmap, explain_job, grad_cam, overlay
 
 # Boxes (left, top, right, bottom) drawn by looking at the photos, in their own pixels.
 # chelsea (451x300) is a close-up of a tabby whose head fills most of the frame; this box

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image
 
-from effnet_app.core.images import (
+from effnet_app.core.data.images import (
     BACKGROUND,
     IMAGE_EXTENSIONS,
     MAX_PIXELS,

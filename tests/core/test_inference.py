@@ -8,9 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from effnet_app.core import devices, images, weights, zoo
+from effnet_app.core import devices
+from effnet_app.core.data import images
 from effnet_app.core.errors import DeviceError, ModelError
-from effnet_app.core.inference import (
+from effnet_app.core.jobs import Cancelled, CancelToken
+from effnet_app.core.models import weights, zoo
+from effnet_app.core.runtime.classifier import (
     DRAFT_MARGIN,
     Classifier,
     ImageResult,
@@ -18,7 +21,6 @@ from effnet_app.core.inference import (
     classify_all,
     fold_batch_norms,
 )
-from effnet_app.core.jobs import Cancelled, CancelToken
 
 CAT_LABELS = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"}
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from effnet_app.core import results_io
-from effnet_app.core.inference import ImageResult, Prediction
 from effnet_app.core.jobs import Cancelled, CancelToken, run_to_end
-from effnet_app.core.results_io import (
+from effnet_app.core.runtime import results_io
+from effnet_app.core.runtime.classifier import ImageResult, Prediction
+from effnet_app.core.runtime.results_io import (
     ResultsFileError,
     RunInfo,
     SortCancelled,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from effnet_app.core import catalog
 from effnet_app.core.errors import WeightsError
-from effnet_app.core.inference import PredictionBatch
 from effnet_app.core.jobs import run_to_end
-from effnet_app.core.session import KEEP_LOADED, Session
+from effnet_app.core.runtime import catalog
+from effnet_app.core.runtime.classifier import PredictionBatch
+from effnet_app.core.runtime.session import KEEP_LOADED, Session
 
 
 def test_same_model_any_spelling_is_one_classifier():

@@ -23,11 +23,12 @@ import torch
 from loopback import LoopbackServer, closed_port_url, silent_url
 from torch import nn
 
-from effnet_app.core import fsutil, weights
+from effnet_app.core import fsutil
 from effnet_app.core.errors import WeightsError
 from effnet_app.core.jobs import Cancelled, CancelToken, Progress, run_to_end
+from effnet_app.core.models import weights
+from effnet_app.core.models.zoo import get_spec
 from effnet_app.core.paths import weights_dir
-from effnet_app.core.zoo import get_spec
 
 
 @pytest.fixture(autouse=True)
@@ -330,8 +331,8 @@ def test_nothing_cached_means_not_available(tiny_data):
 def test_cached_path_does_not_import_torch():
     code = (
         "import json, sys\n"
-        "from effnet_app.core.zoo import ModelSpec, Preprocess\n"
-        "from effnet_app.core import weights\n"
+        "from effnet_app.core.models.zoo import ModelSpec, Preprocess\n"
+        "from effnet_app.core.models import weights\n"
         "p = Preprocess(224, 224, 'bilinear', (0.5,) * 3, (0.5,) * 3)\n"
         "s = ModelSpec('b9', 'X', 'efficientnet', p, ('a',), 1, None, None, None, None,"
         " 1.0, 1.0, 0.2, 8, weights_url='http://127.0.0.1:9/x-0123abcd.pth')\n"
@@ -444,7 +445,7 @@ def test_load_model_rejects_wrong_variant(tiny_data, tmp_path):
 
 def _lite_importable() -> bool:
     try:
-        from effnet_app.core.lite import convert_state_dict  # noqa: F401
+        from effnet_app.core.models.lite import convert_state_dict  # noqa: F401
     except ImportError:
         return False
     return True
@@ -455,7 +456,7 @@ def test_lite0_is_bundled_and_loads():
     assert weights.cached_path(lite0) == lite0.bundled_weights() is not None
     assert run_to_end(weights.ensure(lite0)) == lite0.bundled_weights()
     if not _lite_importable():
-        pytest.skip("effnet_app.core.lite (convert_state_dict) is not written yet")
+        pytest.skip("effnet_app.core.models.lite (convert_state_dict) is not written yet")
     model = weights.load_model(lite0)
     with torch.no_grad():
         out = model(torch.zeros(1, 3, lite0.resolution, lite0.resolution))

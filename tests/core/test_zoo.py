@@ -17,8 +17,8 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.models import efficientnet as tv_eff
 
-from effnet_app.core import lite, zoo
 from effnet_app.core.errors import ModelError
+from effnet_app.core.models import lite, zoo
 
 B_KEYS = tuple(f"b{i}" for i in range(8))
 LITE_KEYS = ("lite0", "lite1", "lite2")

@@ -12,7 +12,8 @@ from PySide6.QtGui import QGuiApplication, QImage
 from served_weights import point_spec_at, random_weights
 from window_driver import WAIT, classify_and_wait, drop
 
-from effnet_app.core import results_io, weights, zoo
+from effnet_app.core.models import weights, zoo
+from effnet_app.core.runtime import results_io
 from effnet_app.gui import menus, output_actions
 from effnet_app.gui.main_window import MainWindow
 from effnet_app.gui.settings import app_settings

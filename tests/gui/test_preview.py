@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from effnet_app.core.inference import ImageResult, Prediction
-from effnet_app.core.session import Session
+from effnet_app.core.runtime.classifier import ImageResult, Prediction
+from effnet_app.core.runtime.session import Session
 from effnet_app.gui.widgets.preview import PreviewPanel
 from effnet_app.gui.workers import Worker
 

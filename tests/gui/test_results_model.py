@@ -9,7 +9,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPainter, QPalette
 from PySide6.QtWidgets import QStyleOptionViewItem, QTableView
 
-from effnet_app.core.inference import ImageResult, Prediction
+from effnet_app.core.runtime.classifier import ImageResult, Prediction
 from effnet_app.gui.models.results_model import (
     CONFIDENCE,
     FILE,

@@ -12,7 +12,7 @@ from PIL import Image
 from PySide6.QtCore import QTimer
 
 from effnet_app.core import paths
-from effnet_app.core.inference import ImageResult, Prediction
+from effnet_app.core.runtime.classifier import ImageResult, Prediction
 from effnet_app.gui import thumbnails
 from effnet_app.gui.models.results_model import THUMBNAIL, ResultsModel, connect_thumbnails
 from effnet_app.gui.thumbnails import ThumbnailCache

@@ -1,6 +1,6 @@
 """The prediction table: one row per file, and the proxy that sorts and filters it.
 
-Rows are ``ImageResult`` objects from ``effnet_app.core.inference`` (frozen dataclasses:
+Rows are ``ImageResult`` objects from ``effnet_app.core.runtime.classifier`` (frozen dataclasses:
 ``path``, ``predictions``, ``problem``, ``top1``). They are only read here, through those
 attributes, so this module never imports the core's inference module at run time: the
 window must show before anything heavy is loaded.
@@ -30,7 +30,7 @@ from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPalette, QPix
 from .base import FlatTableModel
 
 if TYPE_CHECKING:
-    from ...core.inference import ImageResult
+    from ...core.runtime.classifier import ImageResult
 
 THUMBNAIL, FILE, PREDICTIONS, CONFIDENCE, PROBLEM = range(5)
 HEADERS = ("", "File", "Predictions", "Confidence", "Problem")

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core import session
+from ...core.runtime import session
 from ..workers import Worker
 
 

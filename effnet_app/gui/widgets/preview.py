@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core import images
+from ...core.data import images
 from ...core.errors import AppError
 from ..workers import Worker
 from .confidence_delegate import bars_height, paint_bars
@@ -58,7 +58,7 @@ def heatmap_job(session, model_key: str, device: str, path: str, side: int, canc
     import numpy as np
     from PIL import Image
 
-    from ...core.explain import colourise
+    from ...core.runtime.explain import colourise
 
     heat = yield from session.explain(model_key, device, path, cancel=cancel)
     cancel.raise_if_cancelled()

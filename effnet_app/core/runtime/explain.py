@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import images
-from .errors import AppError, ModelError
-from .jobs import NEVER, CancelToken, Progress
+from ..data import images
+from ..errors import AppError, ModelError
+from ..jobs import NEVER, CancelToken, Progress
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import images, weights
-from .devices import resolve_device
-from .errors import ModelError
-from .jobs import NEVER, CancelToken, Progress, RateMeter
-from .zoo import ModelSpec
+from ..data import images
+from ..devices import resolve_device
+from ..errors import ModelError
+from ..jobs import NEVER, CancelToken, Progress, RateMeter
+from ..models import weights
+from ..models.zoo import ModelSpec
 
 log = logging.getLogger(__name__)
 

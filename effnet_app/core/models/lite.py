@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from torchvision.ops import StochasticDepth
 from torchvision.ops.misc import ConvNormActivation
 
-from .errors import ModelError
+from ..errors import ModelError
 
 # B0's stages: (expand ratio, kernel, stride, output channels, repeats). Each stage's
 # input is the previous stage's output, beginning with the stem's 32 channels.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from .errors import ModelError
+from ..errors import ModelError
 
 # Compound scaling (Tan & Le, 2019): depth alpha^phi, width beta^phi, resolution gamma^phi,
 # with alpha * beta^2 * gamma^2 ~= 2 so each step of phi roughly doubles the FLOPS.

@@ -20,11 +20,11 @@ from collections.abc import Generator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .. import __version__
-from . import fsutil
-from .errors import AppError, WeightsError
-from .jobs import NEVER, CancelToken, Progress, RateMeter
-from .paths import weights_dir
+from ... import __version__
+from .. import fsutil
+from ..errors import AppError, WeightsError
+from ..jobs import NEVER, CancelToken, Progress, RateMeter
+from ..paths import weights_dir
 
 MIRROR_ENV = "EFFNET_APP_WEIGHTS_URL"
 CHUNK_SIZE = 64 * 1024

@@ -21,10 +21,10 @@ from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import AppError
-from .fsutil import atomic_write, rename_no_clobber, safe_folder_name
-from .inference import ImageResult, Prediction
-from .jobs import NEVER, Cancelled, CancelToken, Progress, RateMeter
+from ..errors import AppError
+from ..fsutil import atomic_write, rename_no_clobber, safe_folder_name
+from ..jobs import NEVER, Cancelled, CancelToken, Progress, RateMeter
+from .classifier import ImageResult, Prediction
 
 UNKNOWN_INDEX = -1  # a Prediction read back from a file: its class index was not saved
 FORMATS = ("csv", "json")

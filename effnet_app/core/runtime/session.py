@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from . import weights, zoo
-from .devices import resolve_device
-from .errors import WeightsError
-from .inference import Classifier
-from .jobs import NEVER, CancelToken
+from ..devices import resolve_device
+from ..errors import WeightsError
+from ..jobs import NEVER, CancelToken
+from ..models import weights, zoo
+from .classifier import Classifier
 
 KEEP_LOADED = 2  # models kept in memory; a B7 alone is ~270 MB
 
@@ -73,7 +73,7 @@ def download(key: str, mirror: str | None = None, cancel: CancelToken = NEVER):
 
 def import_file(key: str, file: str, cancel: CancelToken = NEVER):
     """Job: check a weights file the user picked and copy it into the cache."""
-    from .jobs import Progress
+    from ..jobs import Progress
 
     spec = zoo.get_spec(key)
     yield Progress(0, 1, f"Checking {file} for {spec.name}…", "files")

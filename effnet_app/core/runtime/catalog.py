@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import weights, zoo
-from .devices import DeviceChoice, list_devices
-from .jobs import NEVER, CancelToken, Progress
+from ..devices import DeviceChoice, list_devices
+from ..jobs import NEVER, CancelToken, Progress
+from ..models import weights, zoo
 
 
 @dataclass(frozen=True)
