@@ -183,8 +183,6 @@ def _prepare_classifier(args: argparse.Namespace):
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
-    from .core.runtime.classifier import PredictionBatch
-
     if args.top_k < 1:
         print("effnet-app: --top-k must be at least 1", file=sys.stderr)
         return EXIT_USAGE
@@ -197,10 +195,9 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     job = classifier.predict(args.paths, top_k=args.top_k)
     try:
         for event in job:
-            if isinstance(event, PredictionBatch):
-                results.extend(event.results)
-                if bar:
-                    bar.update(event.progress)
+            results.extend(event.results)
+            if bar and event.stage == "classifying":
+                bar.update(event.progress)
     finally:
         job.close()
         if bar:

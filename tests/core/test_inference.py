@@ -129,7 +129,7 @@ def test_cancel_is_checked_between_batches(sample_photos, tmp_path):
     seen = []
     with pytest.raises(Cancelled):
         for event in classifier.predict(files, cancel=token):
-            if isinstance(event, PredictionBatch):
+            if event.stage == "classifying":
                 seen.append(event)
                 token.cancel()
     assert len(seen) == 1 and seen[0].progress.done == 2

@@ -41,9 +41,13 @@ def test_classify_job_loads_then_yields_batches(sample_photos):
         except StopIteration as stop:
             assert stop.value == 1
             break
-    batches = [e for e in events if isinstance(e, PredictionBatch)]
+    assert all(isinstance(e, PredictionBatch) for e in events)
+    loading = [e for e in events if e.stage == "loading"]
+    batches = [e for e in events if e.stage == "classifying"]
+    assert loading and all(e.results == () for e in loading)
+    assert "Loading" in loading[0].progress.message
+    assert events.index(loading[-1]) < events.index(batches[0])
     assert batches[0].results[0].top1.label == "espresso"
-    assert any("Loading" in getattr(e, "message", "") for e in events)
 
 
 def test_catalog_lists_models_and_devices(monkeypatch, tmp_path):

@@ -49,10 +49,19 @@ class ImageResult:
 
 @dataclass(frozen=True)
 class PredictionBatch:
-    """Results of one batch plus where the whole run stands."""
+    """The one event ``Classifier.predict`` (and ``Session.classify``) yields.
+
+    ``stage`` is "loading" while the network is being loaded (``results`` is empty and
+    ``progress`` counts steps) and "classifying" after that (``results`` holds the rows of
+    one batch, possibly none, and ``progress`` counts images). ``notes`` carries what the
+    user should know about this run, such as a batch size lowered after running out of
+    memory.
+    """
 
     results: tuple[ImageResult, ...]
     progress: Progress
+    stage: str = "classifying"
+    notes: tuple[str, ...] = ()
 
 
 # JPEGs are draft-decoded (DCT scaling) to at least 1.4x the resize target, so the final
@@ -252,7 +261,8 @@ class Classifier:
     ) -> Iterator[PredictionBatch]:
         """Job: classify every file given or found; the cancel token is checked per batch."""
         if not self.loaded:
-            yield from self.load(cancel)
+            for step in self.load(cancel):
+                yield PredictionBatch((), step, stage="loading")
         files = images.expand_paths(paths, cancel)
         meter = RateMeter(len(files), "images")
         done = 0
@@ -270,7 +280,9 @@ class Classifier:
                     done += len(results)
                     pending = []
                     message = " ".join(notes) or f"Classified {done} of {len(files)}"
-                    yield PredictionBatch(tuple(results), meter.progress(done, message))
+                    yield PredictionBatch(
+                        tuple(results), meter.progress(done, message), notes=tuple(notes)
+                    )
         return done
 
 
@@ -278,6 +290,5 @@ def classify_all(classifier: Classifier, paths, top_k: int = 5, cancel: CancelTo
     """All results as a list (for tests and scripts)."""
     out: list[ImageResult] = []
     for event in classifier.predict(paths, top_k, cancel):
-        if isinstance(event, PredictionBatch):
-            out.extend(event.results)
+        out.extend(event.results)
     return out

@@ -49,10 +49,8 @@ class Session:
             return found
 
     def classify(self, key: str, device: str, paths, top_k: int = 5, cancel: CancelToken = NEVER):
-        """Job: load the model if needed, then yield its PredictionBatches."""
+        """Job: load the model if needed, then classify; yields PredictionBatch only."""
         classifier = self.classifier(key, device)
-        if not classifier.loaded:
-            yield from classifier.load(cancel)
         return (yield from classifier.predict(paths, top_k, cancel))
 
     def explain(self, key: str, device: str, path, class_index=None, cancel: CancelToken = NEVER):

@@ -64,10 +64,10 @@ class ClassifyController(QObject):
     def _on_worker_progressed(self, generation: int, event: object) -> None:
         if not self._current(generation):
             return
-        if hasattr(event, "results"):
-            self.batch_arrived.emit(event)
+        if event.stage == "loading":
+            self.progressed.emit(event.progress)
         else:
-            self.progressed.emit(event)
+            self.batch_arrived.emit(event)
 
     def _on_worker_finished(self, generation: int, done: object) -> None:
         if self._current(generation):
