@@ -15,7 +15,7 @@ import time
 
 from _common import WORK, make_jpegs, random_weights
 
-from effnet_app.core.models import zoo
+from effnet_app.core.models import registry
 from effnet_app.core.runtime.classifier import Classifier, classify_all
 
 
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--naive-count", type=int, default=40, help="the naive loop is slow")
     args = parser.parse_args()
-    spec = zoo.get_spec("b0")
+    spec = registry.resolve("b0")
     print(f"making {args.count} JPEGs of 4000x3000 (12 MP) from real photos (cached)…", flush=True)
     files = make_jpegs(WORK / "jpeg_12mp", args.count, (4000, 3000))
     weights_path = random_weights(spec, WORK)

@@ -42,7 +42,7 @@ def _full(path) -> Image.Image:
 def _plain_probabilities(classifier: Classifier, image: Image.Image) -> torch.Tensor:
     x = classifier.spec.preprocess.apply(image).unsqueeze(0)
     with torch.inference_mode():
-        return torch.softmax(classifier._model(x), dim=1)[0]
+        return torch.softmax(classifier.model(x), dim=1)[0]
 
 
 def _inside(point: tuple[int, int], box: tuple[int, int, int, int]) -> bool:
@@ -51,33 +51,36 @@ def _inside(point: tuple[int, int], box: tuple[int, int, int, int]) -> bool:
     return left <= x <= right and top <= y <= bottom
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "box"), [("chelsea", CHELSEA_FACE), ("coffee", COFFEE_CUP)])
 def test_peak_lies_on_the_object(lite0, sample_photos, name, box):
     image = _full(sample_photos[name])
-    heatmap = grad_cam(lite0._model, lite0.spec, image)
+    heatmap = grad_cam(lite0.model, lite0.spec, image)
     assert heatmap.values.shape == (image.height, image.width)
     assert heatmap.values.dtype == np.float32
     assert heatmap.values.min() >= 0.0 and heatmap.values.max() == pytest.approx(1.0)
     assert _inside(heatmap.peak, box), f"{name}: peak {heatmap.peak} outside {box}"
 
 
+@pytest.mark.slow
 def test_class_index_picks_another_class_and_matches_a_plain_forward(lite0, sample_photos):
     image = _full(sample_photos["coffee"])
     probs = _plain_probabilities(lite0, image)
-    top = grad_cam(lite0._model, lite0.spec, image)
+    top = grad_cam(lite0.model, lite0.spec, image)
     assert top.class_index == int(probs.argmax())
     assert top.probability == pytest.approx(float(probs.max()), abs=1e-5)
 
     other = lite0.spec.categories.index("wooden spoon")
-    chosen = grad_cam(lite0._model, lite0.spec, image, class_index=other)
+    chosen = grad_cam(lite0.model, lite0.spec, image, class_index=other)
     assert chosen.class_index == other and chosen.label == "wooden spoon"
     assert chosen.probability == pytest.approx(float(probs[other]), abs=1e-5)
     assert not np.allclose(chosen.values, top.values, atol=0.05)
 
 
+@pytest.mark.slow
 def test_an_unknown_class_is_refused(lite0, sample_photos):
     with pytest.raises(ModelError):
-        grad_cam(lite0._model, lite0.spec, _full(sample_photos["coffee"]), class_index=1000)
+        grad_cam(lite0.model, lite0.spec, _full(sample_photos["coffee"]), class_index=1000)
 
 
 def test_outside_the_centre_crop_the_map_is_zero(lite0, sample_photos):
@@ -85,15 +88,16 @@ def test_outside_the_centre_crop_the_map_is_zero(lite0, sample_photos):
     # original, centred: x in [468.75, 731.25], y in [18.75, 281.25].
     wide = Image.new("RGB", (1200, 300), (90, 70, 50))
     wide.paste(_full(sample_photos["chelsea"]), (375, 0))
-    values = grad_cam(lite0._model, lite0.spec, wide).values
+    values = grad_cam(lite0.model, lite0.spec, wide).values
     assert values.shape == (300, 1200)
     assert values[:, :468].max() == 0 and values[:, 732:].max() == 0
     assert values[:18].max() == 0 and values[282:].max() == 0
     assert values[19:281, 469:731].max() == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_no_grad_state_or_hooks_are_left_behind(lite0, sample_photos):
-    model = lite0._model
+    model = lite0.model
     before = {name: p.requires_grad for name, p in model.named_parameters()}
     image = _full(sample_photos["chelsea"])
     with torch.inference_mode():  # as if the caller sat inside a classification
@@ -158,6 +162,7 @@ def test_explain_job_reports_progress_and_returns_a_full_size_heatmap(lite0, sam
     assert heatmap.label == lite0.spec.categories[heatmap.class_index]
 
 
+@pytest.mark.slow
 def test_explain_job_loads_the_model_when_needed(sample_photos):
     classifier = Classifier(zoo.get_spec("lite0"), device="cpu")
     heatmap = run_to_end(explain_job(classifier, sample_photos["coffee"], class_index=967))
@@ -183,25 +188,26 @@ def test_explain_job_turns_an_unreadable_file_into_an_app_error(lite0, tmp_path,
     assert reason in caught.value.sentence and "broken.jpg" in caught.value.sentence
 
 
+@pytest.mark.slow
 def test_grad_cam_while_another_thread_classifies(lite0, sample_photos):
     # The GUI may classify with the same model while the preview asks for a heatmap.
     image = _full(sample_photos["chelsea"])
-    alone = grad_cam(lite0._model, lite0.spec, image).values
+    alone = grad_cam(lite0.model, lite0.spec, image).values
     stop = threading.Event()
     x = lite0.spec.preprocess.apply(image).unsqueeze(0)
 
     def classify_forever():
         while not stop.is_set():
             with torch.inference_mode():
-                lite0._model(x)
+                lite0.model(x)
 
     worker = threading.Thread(target=classify_forever)
     worker.start()
     try:
-        together = [grad_cam(lite0._model, lite0.spec, image).values for _ in range(3)]
+        together = [grad_cam(lite0.model, lite0.spec, image).values for _ in range(3)]
     finally:
         stop.set()
         worker.join()
     for values in together:
         np.testing.assert_allclose(values, alone, atol=1e-5)
-    assert all(p.grad is None for p in lite0._model.parameters())
+    assert all(p.grad is None for p in lite0.model.parameters())

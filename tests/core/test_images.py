@@ -1,4 +1,4 @@
-"""images.py: odd files built with Pillow, each with the outcome a person should see."""
+"""images.py and folders.py: odd files and folders, each with the outcome a person should see."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image
 
+from effnet_app.core.data import images
+from effnet_app.core.data.folders import expand_paths, natural_key
 from effnet_app.core.data.images import (
     BACKGROUND,
     IMAGE_EXTENSIONS,
     MAX_PIXELS,
     ImageProblem,
     describe,
-    expand_paths,
     load_image,
     make_thumbnail,
-    natural_key,
 )
 from effnet_app.core.jobs import Cancelled, CancelToken
 
@@ -329,6 +329,77 @@ def test_loading_many_files_leaks_no_descriptors(tmp_path, sample_photos):
 
 
 # ---------------------------------------------------------------------------------------
+# Huge images: shrunk right after decoding, and the decode announced first
+
+
+@pytest.fixture
+def early_shrink(monkeypatch) -> int:
+    """A 2 MP threshold instead of 16, so "huge" images stay quick to make in tests."""
+    monkeypatch.setattr(images, "EARLY_SHRINK_PIXELS", 2_000_000)
+    return 2_000_000
+
+
+@pytest.fixture(scope="module")
+def huge_rgba(tmp_path_factory) -> Path:
+    """A 2400 x 1800 RGBA PNG: a red disc on blue, its left half transparent."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGBA", (2400, 1800), (*BLUE, 255))
+    ImageDraw.Draw(image).ellipse((600, 300, 1800, 1500), fill=(*RED, 255))
+    ImageDraw.Draw(image).rectangle((0, 0, 1199, 1799), fill=(0, 0, 0, 0))
+    path = tmp_path_factory.mktemp("huge") / "huge.png"
+    image.save(path, compress_level=1)
+    return path
+
+
+def test_a_huge_image_is_shrunk_to_no_less_than_the_target(huge_rgba, early_shrink):
+    assert 2400 * 1800 >= early_shrink
+    small = loaded(huge_rgba, target_size=179)
+    assert small.size == (240, 180)  # shrunk by 10, the most that keeps 179
+    full = loaded(huge_rgba)
+    assert full.size == (2400, 1800)
+    reference = np.asarray(full.resize(small.size, Image.Resampling.BOX), dtype=np.float32)
+    assert np.abs(np.asarray(small, dtype=np.float32) - reference).max() <= 1.0
+    assert_close(small.getpixel((20, 20)), BACKGROUND, 0)  # transparent stays background
+    assert_close(small.getpixel((165, 90)), RED, 0)
+    assert_close(small.getpixel((235, 175)), BLUE, 0)
+
+
+def test_a_huge_image_is_turned_upright_after_shrinking(tmp_path, huge_rgba, early_shrink):
+    path = tmp_path / "turned.png"
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # rotate 90 degrees clockwise to view
+    with Image.open(huge_rgba) as image:
+        image.save(path, compress_level=1, exif=exif)
+    small = loaded(path, target_size=179)
+    assert small.size == (180, 240)
+    assert_close(small.getpixel((90, 20)), BACKGROUND, 0)  # the transparent left is on top
+    assert_close(small.getpixel((5, 235)), BLUE, 0)
+
+
+def test_images_below_the_threshold_decode_as_they_always_have(tmp_path, early_shrink):
+    path = tmp_path / "screen.png"
+    array = np.random.default_rng(0).integers(0, 256, (1000, 1900, 4), dtype=np.uint8)
+    Image.fromarray(array, "RGBA").save(path, compress_level=1)
+    with Image.open(path) as image:
+        expected = Image.new("RGB", image.size, BACKGROUND)
+        expected.paste(image.convert("RGB"), mask=image.getchannel("A"))
+    assert 1900 * 1000 < early_shrink
+    assert loaded(path, target_size=179).tobytes() == expected.tobytes()
+
+
+def test_reserve_is_told_the_pixels_about_to_be_decoded(big_jpeg, tmp_path, sample_photos):
+    told: list[int] = []
+    image = loaded(big_jpeg, target_size=256, reserve=told.append)
+    assert told == [image.width * image.height]  # the drafted size, not 12 MP
+    assert told[0] < 4032 * 3024 // 4
+    png_header_only(tmp_path / "wide.png", 2_000, 1_000)
+    problem_of(tmp_path / "wide.png", max_pixels=1_000_000, reserve=told.append)
+    problem_of(tmp_path / "gone.jpg", reserve=told.append)
+    assert len(told) == 1  # refused from the header or the file system: nothing decoded
+
+
+# ---------------------------------------------------------------------------------------
 # Finding images
 
 
@@ -412,3 +483,52 @@ def test_multi_frame_rgb_comes_back_detached(tmp_path):
     image = loaded(path)
     assert getattr(image, "n_frames", 1) == 1
     assert_close(image.getpixel((8, 8)), RED)
+
+
+def _unreadable(monkeypatch, folder: Path, error: OSError) -> None:
+    """Make listing ``folder`` fail as it would without permission (tests run as root)."""
+    real = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == folder:
+            raise error
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_an_unreadable_folder_is_a_problem_in_its_place(tree, monkeypatch):
+    _unreadable(monkeypatch, tree / "sub", PermissionError(13, "Permission denied"))
+    result = expand_paths([tree])
+    names = [p.path.name if isinstance(p, ImageProblem) else p.name for p in result]
+    assert names == ["a.Png", "b.JPG", "img2.png", "img10.png", "sub"]
+    problem = result[-1]
+    assert isinstance(problem, ImageProblem) and problem.path == tree / "sub"
+    assert problem.reason == "folder could not be read (permission denied)"
+    assert "Permission denied" in problem.detail
+
+
+def test_a_given_folder_that_cannot_be_read_is_one_problem(tree, monkeypatch):
+    _unreadable(monkeypatch, tree, OSError(5, "Input/output error"))
+    assert expand_paths([tree, tree / "a.Png"]) == [
+        ImageProblem(tree, "folder could not be read (Input/output error)"),
+        tree / "a.Png",
+    ]
+
+
+def test_a_folder_that_vanishes_while_walking_is_a_problem(tree, monkeypatch):
+    real = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == tree / "sub":
+            (tree / "sub" / "c.jpeg").unlink()
+            (tree / "sub" / "deeper" / "d.webp").unlink()
+            (tree / "sub" / "deeper").rmdir()
+            (tree / "sub").rmdir()
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = expand_paths([tree])
+    assert result[-1] == ImageProblem(
+        tree / "sub", "folder could not be read (it no longer exists)"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,17 +11,17 @@ from PIL import Image
 
 from effnet_app.core import devices
 from effnet_app.core.data import images
+from effnet_app.core.data.pipeline import DRAFT_MARGIN
 from effnet_app.core.errors import DeviceError, ModelError
 from effnet_app.core.jobs import Cancelled, CancelToken
 from effnet_app.core.models import weights, zoo
 from effnet_app.core.runtime.classifier import (
-    DRAFT_MARGIN,
     Classifier,
     ImageResult,
     PredictionBatch,
     classify_all,
-    fold_batch_norms,
 )
+from effnet_app.core.runtime.torch_backend import TorchBackend, fold_batch_norms
 
 CAT_LABELS = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"}
 
@@ -55,6 +56,7 @@ def test_real_photos_classify_as_a_person_expects(lite0, sample_photos):
         assert len(probs) == 5 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
 
 
+@pytest.mark.slow
 def test_draft_decoding_agrees_with_full_decode_on_top1(lite0, big_photos):
     spec = lite0.spec
     for name, path in big_photos.items():
@@ -62,14 +64,15 @@ def test_draft_decoding_agrees_with_full_decode_on_top1(lite0, big_photos):
         drafted = images.load_image(path, target_size=target)
         full = images.load_image(path)
         assert drafted.size[0] < full.size[0], "draft decoding did not reduce the image"
-        via_classifier = lite0._decode(path)
+        via_classifier = lite0.pipeline().decode(path)
         assert torch.equal(via_classifier, spec.preprocess.apply(drafted))
         batch = torch.stack([via_classifier, spec.preprocess.apply(full)])
         with torch.inference_mode():
-            top = lite0._model(batch.contiguous(memory_format=torch.channels_last)).argmax(1)
+            top = lite0.model(batch.contiguous(memory_format=torch.channels_last)).argmax(1)
         assert top[0] == top[1], name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["lite0", "b0"])
 def test_folded_batch_norms_give_the_same_outputs(key, sample_photos):
     spec = zoo.get_spec(key)
@@ -152,34 +155,56 @@ def test_model_is_loaded_once_and_reused(monkeypatch, sample_photos):
 
 
 def test_out_of_memory_halves_the_batch_and_goes_on(lite0, sample_photos, tmp_path):
-    files = []
-    for i in range(8):
-        p = tmp_path / f"{i}.jpg"
-        p.write_bytes(sample_photos["chelsea"].read_bytes())
-        files.append(p)
-    classifier = Classifier(lite0.spec, device="cpu", batch_size=8)
-    real_model = lite0._model
+    files = _copies(sample_photos["chelsea"], tmp_path, 8)
+    sizes: list[int] = []
 
     def fussy(batch):  # a device that only fits two images at a time
+        sizes.append(batch.shape[0])
         if batch.shape[0] > 2:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_model(batch)
+        return lite0.model(batch)
 
-    classifier._model = fussy
-    events = [e for e in classifier.predict(files) if isinstance(e, PredictionBatch)]
-    results = [r for e in events for r in e.results]
-    assert len(results) == 8 and all(r.top1.label in CAT_LABELS for r in results)
-    assert "batch size lowered to 2" in events[0].progress.message
-    assert classifier.batch_size == 2
+    classifier = _on_network(lite0, fussy, batch_size=8)
+    for run in range(2):  # a lowered batch size lasts one run: the second starts at 8 again
+        sizes.clear()
+        events = [e for e in classifier.predict(files) if e.stage == "classifying"]
+        results = [r for e in events for r in e.results]
+        assert len(results) == 8 and all(r.top1.label in CAT_LABELS for r in results), run
+        assert sizes == [8, 4, 2, 2, 2, 2], (run, sizes)
+        assert "batch size lowered to 2" in events[0].progress.message
+        assert "Out of memory on cpu: batch size lowered to 2." in events[0].notes
+    assert classifier.batch_size == 8
+
+
+def test_lowered_batch_size_holds_for_the_rest_of_its_run(lite0, sample_photos, tmp_path):
+    files = _copies(sample_photos["chelsea"], tmp_path, 6)
+    sizes: list[int] = []
+
+    def fussy(batch):
+        sizes.append(batch.shape[0])
+        if batch.shape[0] > 1:
+            raise RuntimeError("CUDA out of memory.")
+        return lite0.model(batch)
+
+    classifier = _on_network(lite0, fussy, batch_size=3)
+    events = [e for e in classifier.predict(files) if e.stage == "classifying"]
+    assert [len(e.results) for e in events] == [3, 3]
+    # The first batch learns the limit; the second goes straight to single images.
+    assert sizes == [3, 1, 1, 1, 1, 1, 1]
+    assert events[0].notes and not events[1].notes
+
+
+def _on_network(lite0: Classifier, network, batch_size: int) -> Classifier:
+    """A classifier whose backend runs ``network`` (a wrapper around the real Lite0)."""
+    backend = TorchBackend(lite0.spec, "cpu", model=network)
+    return Classifier(lite0.spec, device="cpu", batch_size=batch_size, backend=backend)
 
 
 def test_other_runtime_errors_are_not_mistaken_for_oom(lite0, sample_photos):
-    classifier = Classifier(lite0.spec, device="cpu")
-
     def broken(batch):
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
-    classifier._model = broken
+    classifier = _on_network(lite0, broken, batch_size=4)
     with pytest.raises(RuntimeError, match="shapes"):
         classify_all(classifier, [sample_photos["coffee"]])
 
@@ -222,28 +247,113 @@ def _cpu_allocation_failure() -> RuntimeError:
 
 def test_cpu_out_of_memory_also_halves_the_batch(lite0, sample_photos, tmp_path):
     files = _copies(sample_photos["chelsea"], tmp_path, 4)
-    classifier = Classifier(lite0.spec, device="cpu", batch_size=4)
-    real_model, failure = lite0._model, _cpu_allocation_failure()
+    failure = _cpu_allocation_failure()
 
     def small_machine(batch):  # fits two images at a time
         if batch.shape[0] > 2:
             raise failure
-        return real_model(batch)
+        return lite0.model(batch)
 
-    classifier._model = small_machine
-    results = classify_all(classifier, files)
+    classifier = _on_network(lite0, small_machine, batch_size=4)
+    events = [e for e in classifier.predict(files) if e.stage == "classifying"]
+    results = [r for e in events for r in e.results]
     assert len(results) == 4 and all(r.top1.label in CAT_LABELS for r in results)
-    assert classifier.batch_size == 2
+    assert events[0].notes == ("Out of memory on cpu: batch size lowered to 2.",)
 
 
 def test_out_of_memory_with_one_image_is_a_sentence(lite0, sample_photos):
-    classifier = Classifier(lite0.spec, device="cpu", batch_size=4)
     failure = _cpu_allocation_failure()
 
     def no_memory(batch):
         raise failure
 
-    classifier._model = no_memory
+    classifier = _on_network(lite0, no_memory, batch_size=4)
     with pytest.raises(ModelError) as caught:
         classify_all(classifier, [sample_photos["coffee"]])
     assert "memory" in caught.value.sentence and lite0.spec.name in caught.value.sentence
+
+
+def test_an_unreadable_sub_folder_is_a_row_in_order(lite0, sample_photos, tmp_path, monkeypatch):
+    root = tmp_path / "album"
+    (root / "b_locked").mkdir(parents=True)
+    (root / "c_open").mkdir()
+    (root / "b_locked" / "hidden_from_us.jpg").write_bytes(sample_photos["coffee"].read_bytes())
+    (root / "a.jpg").write_bytes(sample_photos["coffee"].read_bytes())
+    (root / "c_open" / "d.jpg").write_bytes(sample_photos["chelsea"].read_bytes())
+    real = os.scandir
+
+    def scandir(path="."):  # tests run as root, where chmod 0 would not stop a listing
+        if Path(path) == root / "b_locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    results = classify_all(lite0, [root])
+    assert [r.path for r in results] == [
+        root / "a.jpg",
+        root / "b_locked",
+        root / "c_open" / "d.jpg",
+    ]
+    assert results[1].problem == "folder could not be read (permission denied)"
+    assert results[1].predictions == ()
+    assert results[0].top1.label == "espresso" and results[2].top1.label in CAT_LABELS
+
+
+_PEAK_SCRIPT = """
+import json, sys, threading, psutil
+from effnet_app.core.models import registry
+from effnet_app.core.runtime.classifier import Classifier, classify_all
+
+# Eight threads whatever the machine, so memory kept per decode thread would show.
+classifier = Classifier(registry.resolve("lite0"), device="cpu", decode_threads=8)
+classify_all(classifier, [sys.argv[2]])  # loads, and makes a first run's allocations
+process = psutil.Process()
+baseline = peak = process.memory_info().rss
+finished = threading.Event()
+
+def sample():
+    global peak
+    while not finished.wait(0.005):
+        peak = max(peak, process.memory_info().rss)
+
+sampler = threading.Thread(target=sample)
+sampler.start()
+results = classify_all(classifier, [sys.argv[1]])
+finished.set()
+sampler.join()
+print(json.dumps({"rise_mb": (peak - baseline) / 1e6, "rows": len(results),
+                  "problems": [r.problem for r in results if r.problem]}))
+"""
+
+
+@pytest.mark.slow
+def test_a_folder_of_huge_pngs_stays_within_memory(sample_photos, tmp_path):
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from PIL import ImageDraw
+
+    folder = tmp_path / "huge"
+    folder.mkdir()
+    side = 10_000  # 100 MP, the most load_image accepts; mostly flat so it saves fast
+    image = Image.new("RGBA", (side, side), (40, 120, 200, 255))
+    ImageDraw.Draw(image).ellipse(
+        (side // 4, side // 4, 3 * side // 4, 3 * side // 4), (220, 60, 30, 128)
+    )
+    image.save(folder / "huge0.png", compress_level=1)
+    del image
+    for i in range(1, 6):
+        shutil.copyfile(folder / "huge0.png", folder / f"huge{i}.png")
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, str(folder), str(sample_photos["coffee"])],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=True,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    print(report)
+    assert report["rows"] == 6 and report["problems"] == [], report
+    assert report["rise_mb"] < 1500, report

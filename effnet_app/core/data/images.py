@@ -1,7 +1,9 @@
-"""Open any image safely with Pillow, as RGB, and find the images a user pointed at.
+"""Open any image safely with Pillow, as RGB (``folders.py`` finds the files).
 
 A bad file is never an exception here: ``load_image`` returns an ``ImageProblem`` that
 becomes a row in the results, so one damaged photo cannot abort a folder of thousands.
+An image far larger than its target is shrunk strip by strip right after decoding, so
+a 100-megapixel PNG costs its decoded pixels and little more.
 """
 
 from __future__ import annotations
@@ -13,20 +15,27 @@ import re
 import stat
 import struct
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError, features
 
 from effnet_app.core.errors import sentence_of
-from effnet_app.core.jobs import NEVER, CancelToken
 
 log = logging.getLogger(__name__)
 
 # Our own MAX_PIXELS check decides what is too large; Pillow's softer warning (from about
 # 89 MP) would only print noise on the command line for images we accept on purpose.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+# Pillow allocates an image in blocks of 16 MB. glibc serves requests of that size from
+# per-thread arenas that keep the memory after it is freed, so eight decode threads left
+# up to eight huge images resident (3 GB after a folder of 100-megapixel PNGs). Blocks
+# of 64 MB lie above glibc's largest mmap threshold (32 MB): they come from the system
+# and go back to it when freed. A PILLOW_BLOCK_SIZE the user set wins.
+if "PILLOW_BLOCK_SIZE" not in os.environ:
+    Image.core.set_block_size(max(Image.core.get_block_size(), 64 * 1024 * 1024))
 
 _COMMON_EXTENSIONS = set(
     ".jpg .jpeg .jpe .jfif .png .apng .bmp .dib .gif .tif .tiff .webp"
@@ -72,6 +81,24 @@ BACKGROUND: tuple[int, int, int] = (128, 128, 128)
 
 _HIGH_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 
+# An image of at least this many pixels, and at least twice its target on both sides,
+# is shrunk by whole factors (box averaging, as JPEG draft decoding does) before its
+# colour conversion, which would otherwise make several full-size copies. Smaller
+# images decode exactly as they always have.
+EARLY_SHRINK_PIXELS = 16_000_000
+_STRIP_PIXELS = 1_000_000  # converted at once while shrinking: bounds the extra memory
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+Reserve = Callable[[int], None]  # told the pixels about to be decoded; may wait
+
 
 @dataclass(frozen=True)
 class ImageProblem:
@@ -115,16 +142,21 @@ def load_image(
     path: str | os.PathLike,
     target_size: int | None = None,
     max_pixels: int = MAX_PIXELS,
+    reserve: Reserve | None = None,
 ) -> Image.Image | ImageProblem:
     """Open anything Pillow opens as an upright RGB image, or say why not. Never raises.
 
     ``target_size`` is the shorter side the caller will resize to: a JPEG is then decoded
     straight at the smallest DCT scale (1/2, 1/4, 1/8) whose sides all stay >= it, which
-    is several times faster for camera photos and loses nothing the resize keeps.
+    is several times faster for camera photos and loses nothing the resize keeps; any
+    image of ``EARLY_SHRINK_PIXELS`` or more is shrunk to no less than it likewise.
+    ``reserve``, when given, is called with the number of pixels about to be decoded
+    (read from the header, after draft scaling) just before decoding starts, so a
+    caller can hold back until memory is free; it is not called for refused files.
     The result is a complete in-memory image; its file is already closed.
     """
     box = (target_size, target_size) if target_size else None
-    return _load(Path(path), lambda _size: box, max_pixels)
+    return _load(Path(path), lambda _size: box, max_pixels, reserve)
 
 
 def make_thumbnail(
@@ -145,7 +177,9 @@ def _fit_box(full: tuple[int, int], size: int) -> tuple[int, int]:
     return max(1, width * size // longest), max(1, height * size // longest)
 
 
-def _load(path: Path, draft_box, max_pixels: int) -> Image.Image | ImageProblem:
+def _load(
+    path: Path, draft_box, max_pixels: int, reserve: Reserve | None = None
+) -> Image.Image | ImageProblem:
     problem = _check_file(path)
     if problem is not None:
         return problem
@@ -160,7 +194,12 @@ def _load(path: Path, draft_box, max_pixels: int) -> Image.Image | ImageProblem:
             box = draft_box(img.size)
             if box:
                 img.draft(img.mode, box)  # a no-op for every format but JPEG
+            if reserve is not None:
+                reserve(img.width * img.height)
             img.load()
+            factor = _shrink_factor(img, box)
+            if factor > 1:
+                return _shrunk_rgb(img, factor)
             rgb = _to_rgb(_upright(img))
             if rgb is img and getattr(img, "n_frames", 1) > 1:
                 # A multi-frame image still refers to the file we are about to close;
@@ -170,6 +209,31 @@ def _load(path: Path, draft_box, max_pixels: int) -> Image.Image | ImageProblem:
             return rgb
     except Exception as exc:  # whatever a decoder raises is about this file, not us
         return _problem_from(path, exc, fmt, max_pixels)
+
+
+def _shrink_factor(img: Image.Image, box: tuple[int, int] | None) -> int:
+    """The whole factor a decoded image may shrink by and still cover ``box``; 1 for most."""
+    if not box or img.width * img.height < EARLY_SHRINK_PIXELS or img.mode in _HIGH_BIT_MODES:
+        return 1  # high-bit modes stretch by their own range, which strips would not share
+    factor = min(img.width // max(1, box[0]), img.height // max(1, box[1]))
+    return factor if factor >= 2 else 1
+
+
+def _shrunk_rgb(img: Image.Image, factor: int) -> Image.Image:
+    """Upright RGB at 1/factor of the size, converted a strip of rows at a time.
+
+    Strips are whole multiples of ``factor`` rows, so every averaging box lies in one
+    strip and the result is the one a single ``reduce`` of the whole would give;
+    compositing before averaging equals averaging premultiplied colours.
+    """
+    width, height = img.size
+    rows = max(1, _STRIP_PIXELS // (width * factor)) * factor
+    out = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        strip = _to_rgb(img.crop((0, top, width, min(height, top + rows))))
+        out.paste(strip.reduce(factor), (0, top // factor))
+    method = _TRANSPOSE.get(_orientation(img))
+    return out.transpose(method) if method is not None else out
 
 
 def _check_file(path: Path) -> ImageProblem | None:
@@ -223,14 +287,27 @@ def _os_reason(exc: BaseException) -> str | None:
     return f"could not be read ({exc.strerror or errno.errorcode.get(exc.errno, exc.errno)})"
 
 
+_EXIF_ERRORS = (SyntaxError, ValueError, TypeError, KeyError, struct.error, OSError)
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1 to 8, 1 = upright); a broken EXIF block counts as upright."""
+    try:
+        value = img.getexif().get(ExifTags.Base.Orientation, 1)
+    except _EXIF_ERRORS as exc:
+        log.debug("ignoring unreadable EXIF orientation: %s", exc)
+        return 1
+    return value if value in range(2, 9) else 1
+
+
 def _upright(img: Image.Image) -> Image.Image:
     """Apply EXIF orientation; a broken EXIF block only costs the rotation."""
+    # Most photos are upright already: asking first spares a full-size copy.
+    if _orientation(img) == 1:
+        return img
     try:
-        # Most photos are upright already: asking first spares a full-size copy.
-        if img.getexif().get(ExifTags.Base.Orientation, 1) not in range(2, 9):
-            return img
         return ImageOps.exif_transpose(img)
-    except (SyntaxError, ValueError, TypeError, KeyError, struct.error, OSError) as exc:
+    except _EXIF_ERRORS as exc:
         log.debug("ignoring unreadable EXIF orientation: %s", exc)
         return img
 
@@ -278,89 +355,3 @@ def _high_bit_to_l(img: Image.Image) -> Image.Image:
         # No nominal range to trust (signed, 32-bit, HDR floats): stretch what is there.
         scaled = (values - low) * (255.0 / (high - low)) if high > low else values * 0
     return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))
-
-
-# ---------------------------------------------------------------------------------------
-# Finding images
-
-
-def expand_paths(paths: Iterable[str | os.PathLike], cancel: CancelToken = NEVER) -> list[Path]:
-    """Files as given (each becomes a row, maybe a problem); folders walked for images.
-
-    Folders are walked recursively in natural order ("img2" before "img10"), skipping
-    hidden names and following symlinks without looping. Duplicates keep their first place.
-    """
-    seen: set[str] = set()
-    visited_dirs: set[tuple[int, int]] = set()
-    out: list[Path] = []
-    for given in paths:
-        cancel.raise_if_cancelled()
-        path = Path(given)
-        found = _walk(path, visited_dirs, cancel) if path.is_dir() else iter([path])
-        for item in found:
-            key = os.path.normcase(os.path.abspath(item))
-            if key not in seen:
-                seen.add(key)
-                out.append(item)
-    return out
-
-
-def _walk(folder: Path, visited: set[tuple[int, int]], cancel: CancelToken) -> Iterator[Path]:
-    try:
-        info = folder.stat()
-        identity = (info.st_dev, info.st_ino)
-        if identity in visited:  # a symlink loop, or a folder reached twice
-            return
-        visited.add(identity)
-        with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda e: natural_key(e.name))
-    except OSError as exc:
-        log.warning("skipping folder %s: %s", folder, exc)
-        return
-    for count, entry in enumerate(entries):
-        if count % 256 == 0:
-            cancel.raise_if_cancelled()
-        if _is_hidden(entry):
-            continue
-        child = folder / entry.name
-        if _is_dir(entry):
-            yield from _walk(child, visited, cancel)
-        elif is_image_path(entry.name) and _is_file(entry):
-            yield child
-
-
-def natural_key(name: str) -> tuple[list[str | int], str]:
-    """Sort key where digit runs compare as numbers; the raw name breaks ties."""
-    parts: list[str | int] = re.split(r"(\d+)", name.casefold())
-    # re.split alternates text, number, text, ...: odd slots are always digit runs,
-    # so two keys only ever compare str with str and int with int.
-    parts[1::2] = [int(p) for p in parts[1::2]]
-    return parts, name
-
-
-def _is_hidden(entry: os.DirEntry) -> bool:
-    if entry.name.startswith("."):
-        return True
-    if os.name != "nt":
-        return False
-    # Windows marks hidden files with an attribute rather than a dot; there the
-    # attributes come with the directory listing, so this costs no extra system call.
-    try:
-        attributes = getattr(entry.stat(follow_symlinks=False), "st_file_attributes", 0)
-    except OSError:
-        return False
-    return bool(attributes & getattr(stat, "FILE_ATTRIBUTE_HIDDEN", 0))
-
-
-def _is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
-
-
-def _is_file(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_file()
-    except OSError:
-        return False

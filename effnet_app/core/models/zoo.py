@@ -1,10 +1,12 @@
 """The EfficientNet family as data.
 
-One ``ModelSpec`` per variant. B0-B7 are read from torchvision's builders and weight
-enums (resolution and preprocessing from ``weights.transforms()``, parameters, GFLOPS,
-file size, accuracy, categories, scaling multipliers). EfficientNet-Lite has no
-torchvision weights enum; its figures live here, next to its own small network in
+One ``ModelSpec`` per variant. B0-B7 are read from torchvision's weight enums
+(resolution and preprocessing from ``weights.transforms()``, parameters, GFLOPS, file
+size, accuracy, categories); their scaling multipliers, which torchvision keeps inside
+its builders, are a table here that the tests hold against real builds. EfficientNet-Lite
+has no torchvision weights enum; its figures live here, next to its own small network in
 ``lite.py``. This is the only module that may name input sizes or normalisation values.
+Other code asks ``registry.py`` for specs; this module is the data behind it.
 """
 
 from __future__ import annotations
@@ -198,42 +200,26 @@ class ModelSpec:
 # --------------------------------------------------------------------------- torchvision
 
 
-class _Captured(Exception):
-    pass
+# index: (width_mult, depth_mult, dropout), the arguments each torchvision builder
+# efficientnet_b<index> passes on internally; torchvision keeps them in the builders'
+# code, not in the weights enum. tests/core/test_zoo.py builds each torchvision network
+# and checks its stem width, blocks per stage and dropout against this table.
+_B_TABLE = {
+    0: (1.0, 1.0, 0.2),
+    1: (1.0, 1.1, 0.2),
+    2: (1.1, 1.2, 0.3),
+    3: (1.2, 1.4, 0.3),
+    4: (1.4, 1.8, 0.4),
+    5: (1.6, 2.2, 0.4),
+    6: (1.8, 2.6, 0.5),
+    7: (2.0, 3.1, 0.5),
+}
 
 
-def _torchvision_multipliers(builder_name: str) -> tuple[float, float, float]:
-    """(width_mult, depth_mult, dropout) that torchvision's builder passes on.
-
-    torchvision keeps these as arguments inside each builder, not in the weights enum,
-    so we call the builder with its two internal helpers wrapped, catching the values
-    before any layer is made.
-    """
-    from torchvision.models import efficientnet as tv_eff
-
-    seen: dict[str, float] = {}
-    original_conf = tv_eff._efficientnet_conf
-
-    def conf(arch, **kwargs):
-        seen["width"] = kwargs.get("width_mult", 1.0)
-        seen["depth"] = kwargs.get("depth_mult", 1.0)
-        return original_conf(arch, **kwargs)
-
-    def build(inverted_residual_setting, dropout, *args, **kwargs):
-        seen["dropout"] = dropout
-        raise _Captured()
-
-    original_build = tv_eff._efficientnet
-    tv_eff._efficientnet_conf, tv_eff._efficientnet = conf, build
-    try:
-        getattr(tv_eff, builder_name)(weights=None)
-    except _Captured:
-        pass
-    finally:
-        tv_eff._efficientnet_conf, tv_eff._efficientnet = original_conf, original_build
-    if len(seen) != 3:
-        raise ModelError(f"This torchvision version builds {builder_name} in an unknown way.")
-    return float(seen["width"]), float(seen["depth"]), float(seen["dropout"])
+def round_channels(value: float, divisor: int = 8) -> int:
+    """The family's channel rule: nearest multiple of ``divisor``, never below 90 %."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
 
 
 def _preprocess_from_weights(weights) -> Preprocess:
@@ -247,11 +233,13 @@ def _preprocess_from_weights(weights) -> Preprocess:
     )
 
 
-def _torchvision_builder(builder_name: str, dropout: float):
+def _torchvision_builder(builder_name: str):
+    # torchvision's own default dropout is used, so a build shows what torchvision
+    # does and the tests can hold _B_TABLE against it.
     def build(num_classes: int):
         from torchvision.models import efficientnet as tv_eff
 
-        return getattr(tv_eff, builder_name)(weights=None, num_classes=num_classes, dropout=dropout)
+        return getattr(tv_eff, builder_name)(weights=None, num_classes=num_classes)
 
     return build
 
@@ -262,10 +250,10 @@ def _efficientnet_spec(index: int) -> ModelSpec:
     builder_name = f"efficientnet_b{index}"
     weights = getattr(tv_eff, f"EfficientNet_B{index}_Weights").IMAGENET1K_V1
     meta = weights.meta
-    width, depth, dropout = _torchvision_multipliers(builder_name)
+    width, depth, dropout = _B_TABLE[index]
     metrics = meta["_metrics"]["ImageNet-1K"]
     # The last 1x1 conv widens 320 -> 4 * 320 * width; that is the classifier's input.
-    feature_dim = tv_eff._make_divisible(4 * 320 * width, 8)
+    feature_dim = round_channels(4 * 320 * width)
     return ModelSpec(
         key=f"b{index}",
         name=f"EfficientNet-B{index}",
@@ -282,7 +270,7 @@ def _efficientnet_spec(index: int) -> ModelSpec:
         dropout=dropout,
         feature_dim=int(feature_dim),
         weights_url=weights.url,
-        builder=_torchvision_builder(builder_name, dropout),
+        builder=_torchvision_builder(builder_name),
     )
 
 

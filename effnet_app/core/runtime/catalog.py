@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from ..devices import DeviceChoice, list_devices
 from ..jobs import NEVER, CancelToken, Progress
-from ..models import weights, zoo
+from ..models import registry
+from ..models.registry import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ class Catalog:
         return next((m for m in self.models if m.key == key), None)
 
 
-def model_info(spec: zoo.ModelSpec) -> ModelInfo:
-    bundled = spec.bundled_weights() is not None
+def model_info(spec: ModelSpec) -> ModelInfo:
+    bundled = registry.is_bundled(spec)
     return ModelInfo(
         key=spec.key,
         name=spec.name,
@@ -62,7 +63,7 @@ def model_info(spec: zoo.ModelSpec) -> ModelInfo:
         params=spec.params,
         gflops=spec.gflops,
         top1=spec.top1,
-        available=bundled or weights.is_available(spec),
+        available=bundled or registry.weights_path(spec) is not None,
         bundled=bundled,
         file_size_mb=spec.file_size_mb,
         about=spec.describe_scaling(),
@@ -73,7 +74,7 @@ def model_info(spec: zoo.ModelSpec) -> ModelInfo:
 def load_catalog(cancel: CancelToken = NEVER):
     """Job: every model with its figures and whether its weights are here, and the devices."""
     yield Progress(0, 2, "Loading the model list…", "steps")
-    specs = zoo.pretrained_specs()
+    specs = registry.list_models()
     cancel.raise_if_cancelled()
     models = tuple(model_info(s) for s in specs)
     yield Progress(1, 2, "Looking for GPUs…", "steps")

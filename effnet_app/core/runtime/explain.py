@@ -215,9 +215,7 @@ def explain_job(
     try:
         yield Progress(1, 2, "Computing heatmap…", "steps")
         cancel.raise_if_cancelled()
-        heatmap = grad_cam(
-            classifier._model, classifier.spec, image, class_index, classifier.device
-        )
+        heatmap = grad_cam(classifier.model, classifier.spec, image, class_index, classifier.device)
     finally:
         image.close()
     yield Progress(2, 2, f"Heatmap for {heatmap.label}", "steps")

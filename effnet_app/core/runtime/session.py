@@ -12,8 +12,9 @@ from collections import OrderedDict
 
 from ..devices import resolve_device
 from ..errors import WeightsError
-from ..jobs import NEVER, CancelToken
-from ..models import weights, zoo
+from ..jobs import NEVER, CancelToken, Progress
+from ..models import registry
+from ..models.registry import ModelSpec
 from .classifier import Classifier
 
 KEEP_LOADED = 2  # models kept in memory; a B7 alone is ~270 MB
@@ -24,15 +25,15 @@ class Session:
         self._lock = threading.Lock()
         self._classifiers: OrderedDict[tuple[str, str], Classifier] = OrderedDict()
 
-    def spec(self, key: str) -> zoo.ModelSpec:
-        return zoo.get_spec(key)
+    def spec(self, key: str) -> ModelSpec:
+        return registry.resolve(key)
 
     def classifier(self, key: str, device: str) -> Classifier:
         """The loaded-or-loadable classifier for (model, device); raises AppErrors early."""
         spec = self.spec(key)
         key = spec.key  # "B0" and "b0" share one loaded model
         resolved = resolve_device(device)
-        path = weights.cached_path(spec)
+        path = registry.weights_path(spec)
         if path is None:
             raise WeightsError(
                 f"The weights for {spec.name} are not on this computer yet. Choose the model "
@@ -65,14 +66,12 @@ class Session:
 
 def download(key: str, mirror: str | None = None, cancel: CancelToken = NEVER):
     """Job: download a variant's weights by its key; returns the file's path."""
-    spec = zoo.get_spec(key)
-    return (yield from weights.download(spec, cancel=cancel, mirror=mirror or None))
+    spec = registry.resolve(key)
+    return (yield from registry.download_weights(spec, cancel, mirror))
 
 
 def import_file(key: str, file: str, cancel: CancelToken = NEVER):
     """Job: check a weights file the user picked and copy it into the cache."""
-    from ..jobs import Progress
-
-    spec = zoo.get_spec(key)
+    spec = registry.resolve(key)
     yield Progress(0, 1, f"Checking {file} for {spec.name}…", "files")
-    return weights.import_weights(spec, file)
+    return registry.import_weights(spec, file)

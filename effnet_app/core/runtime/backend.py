@@ -1,0 +1,88 @@
+"""What runs a network: load once, then batches in, logits out, on one device.
+
+``Classifier`` is a decode pipeline + a ``Backend`` + top-k, so another runtime (ONNX
+Runtime, OpenVINO) is one more subclass and nothing else changes.
+
+Arrays crossing this interface: a batch is float32, shape (N, 3, H, W), on the CPU,
+given as either a ``torch.Tensor`` or a ``numpy.ndarray``. Every backend accepts both
+and converts to what it runs on with ``as_torch`` / ``as_numpy`` (for CPU data these
+share memory, so accepting either costs no copy). Logits come back on the CPU as
+float32, shape (N, classes), as whichever kind the backend has; callers convert with
+the same two functions.
+
+Out of memory, a backend runs what it was given in smaller pieces and lowers
+``RunState.batch_size`` with a note. A ``RunState`` belongs to one run (one
+``Classifier.predict`` call), so a lowered size never carries into the next run.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from ..jobs import NEVER, CancelToken
+
+
+@dataclass
+class RunState:
+    """What one run learns as it goes; made per run, never shared between runs.
+
+    ``batch_size`` is the most images the backend may run at once: it starts at the
+    caller's batch size and is lowered after running out of memory. ``notes`` are
+    sentences for the user; the caller takes them after each batch with ``take_notes``.
+    """
+
+    batch_size: int
+    notes: list[str] = field(default_factory=list)
+
+    def lower_batch_size(self, size: int, note: str) -> None:
+        self.batch_size = max(1, min(self.batch_size, size))
+        self.notes.append(note)
+
+    def take_notes(self) -> tuple[str, ...]:
+        taken, self.notes = tuple(self.notes), []
+        return taken
+
+
+class Backend(ABC):
+    """A network on one device. Subclasses set ``name`` ("torch", "onnxruntime"...)."""
+
+    name: str = "backend"
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    @property
+    @abstractmethod
+    def loaded(self) -> bool: ...
+
+    @abstractmethod
+    def load(self, cancel: CancelToken = NEVER) -> None:
+        """Load the network onto the device (blocking); callers make this happen once."""
+
+    @abstractmethod
+    def run(self, batch, state: RunState | None = None):
+        """Logits for one batch (see the module docstring for the array kinds).
+
+        ``state`` carries this run's batch-size limit; a batch larger than it runs in
+        pieces. Without one, the whole batch is the limit.
+        """
+
+    def default_batch_size(self) -> int:
+        return 16
+
+
+def as_torch(array):
+    """A torch tensor for a tensor or numpy array; CPU numpy data is shared, not copied."""
+    import torch
+
+    return array if isinstance(array, torch.Tensor) else torch.from_numpy(array)
+
+
+def as_numpy(array):
+    """A numpy array for a tensor or numpy array; a CPU tensor's data is shared."""
+    import numpy as np
+
+    if isinstance(array, np.ndarray):
+        return array
+    return array.detach().cpu().numpy()
