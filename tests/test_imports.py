@@ -7,6 +7,8 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import effnet_app.core
 
 
@@ -21,6 +23,7 @@ def _modules_loaded_by(code: str) -> set[str]:
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.slow  # imports every core module, torch included, in a fresh interpreter
 def test_core_modules_never_load_qt():
     names = [m.name for m in pkgutil.walk_packages(effnet_app.core.__path__, "effnet_app.core.")]
     # Sub-packages too: models, data, runtime and whatever comes next.
@@ -43,6 +46,7 @@ def test_main_window_does_not_load_torch():
 
 
 def test_cli_help_does_not_load_torch():
-    loaded = _modules_loaded_by("import effnet_app.cli as c; c.build_parser()")
-    assert "effnet_app.cli" in loaded
-    assert "torch" not in loaded
+    code = "import effnet_app.cli as c; c.build_parser().format_help(); c.wants_cli(['classify'])"
+    loaded = _modules_loaded_by(code)
+    assert {"effnet_app.cli", "effnet_app.cli.classify", "effnet_app.cli.models"} <= loaded
+    assert "torch" not in loaded and "torchvision" not in loaded

@@ -1,10 +1,15 @@
-"""Atomic saves, names that never replace a file, labels as folder names."""
+"""Atomic saves (never over a link, a device or a FIFO), names that never replace a file,
+labels as folder names."""
 
 from __future__ import annotations
 
 import errno
 import io
 import os
+import stat
+import subprocess
+import sys
+import threading
 
 import pytest
 
@@ -89,6 +94,129 @@ def test_only_new_file_modes(tmp_path):
     with pytest.raises(ValueError):
         with atomic_file(tmp_path / "a", "ab"):
             pass
+
+
+# --------------------------------------------------------------------------- not ours to replace
+
+
+def test_a_link_is_followed_its_target_written_and_the_link_kept(tmp_path):
+    target = tmp_path / "real" / "results.csv"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(target)
+    atomic_write(link, "new")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text() == "new"
+    assert _listing(tmp_path) == ["latest.csv", "real"] and _listing(target.parent) == [
+        "results.csv"
+    ]
+
+
+def test_a_dangling_link_gets_its_target_created(tmp_path):
+    link = tmp_path / "out.csv"
+    link.symlink_to(tmp_path / "made.csv")
+    atomic_write(link, "rows")
+    assert link.is_symlink() and (tmp_path / "made.csv").read_text() == "rows"
+
+
+def test_an_existing_file_keeps_its_mode(tmp_path):
+    target = tmp_path / "private.csv"
+    target.write_text("old")
+    target.chmod(0o600)
+    atomic_write(target, "new")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600 and target.read_text() == "new"
+    target.chmod(0o640)
+    with atomic_file(target, "w") as out:
+        out.write("newer")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_a_fifo_is_written_through(tmp_path):
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    atomic_write(fifo, "one\ntwo\n")
+    reader.join(timeout=30)
+    assert received == [b"one\ntwo\n"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and _listing(tmp_path) == ["rows.fifo"]
+
+
+def test_a_full_device_is_a_sentence_and_stays_a_device():
+    if not stat.S_ISCHR(os.stat("/dev/full").st_mode):
+        pytest.skip("needs Linux's /dev/full")
+    with pytest.raises(AppError) as caught:
+        atomic_write("/dev/full", "x" * 100_000)
+    assert "/dev/full" in caught.value.sentence and "full" in caught.value.sentence
+    assert stat.S_ISCHR(os.lstat("/dev/full").st_mode)
+
+
+@pytest.mark.parametrize("via", ["/dev/stdout", "a link to /proc/self/fd/1"])
+def test_stdout_named_as_a_file_is_written_through(tmp_path, via):
+    """In a child process: its stdout, named as a path, gets the bytes and stays a link."""
+    name = via
+    if via != "/dev/stdout":
+        name = str(tmp_path / "to-stdout")
+        os.symlink("/proc/self/fd/1", name)
+    code = (
+        "import os, sys\n"
+        "from effnet_app.core.fsutil import atomic_write\n"
+        f"atomic_write({name!r}, 'through\\n')\n"
+        f"print(os.path.islink({name!r}), file=sys.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout == "through\n" and out.stderr.strip() == "True"
+    assert os.path.islink(name)
+
+
+def test_a_folder_through_a_link_is_a_sentence_before_anything_is_written(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "folder")
+    with pytest.raises(AppError, match="Could not write link in .*Is a directory"):
+        fsutil.OutputFile(tmp_path / "link")
+    assert _listing(tmp_path) == ["folder", "link"] and _listing(tmp_path / "folder") == []
+
+
+def test_output_file_with_a_visible_part_keeps_it_when_asked(tmp_path):
+    target = tmp_path / "results.csv"
+    out = fsutil.OutputFile(target, visible_part=True)
+    out.stream.write(b"header\n")
+    out.stream.flush()
+    assert _listing(tmp_path) == ["results.csv.part"] and out.written_to == out.part
+    out.close(keep_part=True)
+    assert (tmp_path / "results.csv.part").read_bytes() == b"header\n"
+    # The next run replaces the part file the last one left, and commits.
+    again = fsutil.OutputFile(target, visible_part=True)
+    again.stream.write(b"all\n")
+    assert again.commit() == target and target.read_bytes() == b"all\n"
+    assert _listing(tmp_path) == ["results.csv"]
+
+
+def test_a_part_name_taken_by_a_link_is_not_replaced(tmp_path):
+    keep = tmp_path / "keep.txt"
+    keep.write_text("mine")
+    (tmp_path / "results.csv.part").symlink_to(keep)
+    with pytest.raises(AppError, match="Could not write results.csv"):
+        fsutil.OutputFile(tmp_path / "results.csv", visible_part=True)
+    assert keep.read_text() == "mine" and (tmp_path / "results.csv.part").is_symlink()
+
+
+def test_same_file_among_sees_links_and_hard_links(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"jpeg")
+    (tmp_path / "hard.jpg").hardlink_to(photo)
+    (tmp_path / "soft.jpg").symlink_to(photo)
+    other = tmp_path / "other.jpg"
+    other.write_bytes(b"jpeg")
+    files = [other, photo]
+    assert fsutil.same_file_among(tmp_path / "hard.jpg", files) == photo
+    assert fsutil.same_file_among(tmp_path / "soft.jpg", files) == photo
+    assert fsutil.same_file_among(tmp_path / "new.csv", files) is None
+    assert fsutil.same_file_among(tmp_path / "x.csv", [tmp_path / "gone.jpg"]) is None
 
 
 # --------------------------------------------------------------------------- names

@@ -80,6 +80,46 @@ def test_json_with_run_info_adds_model_and_device(results):
     assert all(row["model"] == "EfficientNet-B0" and row["device"] == "cuda:0" for row in rows)
 
 
+def _streamed(writer, results, per_piece=1):
+    """What a writer gives a piece at a time, pieces of ``per_piece`` rows."""
+    pieces = [writer.start()]
+    for i in range(0, len(results), per_piece):
+        pieces.append("".join(writer.row(r) for r in results[i : i + per_piece]))
+    return "".join(pieces) + writer.end()
+
+
+@pytest.mark.parametrize("count", [0, 1, 4])
+@pytest.mark.parametrize("info", [None, INFO])
+def test_json_written_row_by_row_is_the_same_bytes_as_all_at_once(results, count, info):
+    rows = results[:count]
+    whole = [
+        {
+            "path": str(r.path),
+            "predictions": [
+                {"label": p.label, "probability": round(p.probability, 6)} for p in r.predictions
+            ],
+            "problem": r.problem,
+            **({"model": info.model, "device": info.device} if info else {}),
+        }
+        for r in rows
+    ]
+    expected = json.dumps(whole, indent=2) + "\n"  # how the whole list was always written
+    assert _streamed(results_io.RowWriter("json", info=info), rows) == expected
+    assert to_json(rows, info) == expected
+    assert json.loads(_streamed(results_io.RowWriter("json"), rows, per_piece=3)) is not None
+
+
+@pytest.mark.parametrize("count", [0, 1, 4])
+def test_csv_written_row_by_row_is_the_same_bytes_as_all_at_once(results, count):
+    rows = results[:count]
+    for info in (None, INFO):
+        writer = results_io.RowWriter("csv", 2, info)
+        assert _streamed(writer, rows, per_piece=2) == to_csv(rows, 2, info)
+        assert writer.rows == count
+    with pytest.raises(ValueError):
+        results_io.RowWriter("csv")  # row by row, the columns must be known first
+
+
 def _assert_same(read, wrote, top_k=None):
     assert [r.path for r in read] == [r.path for r in wrote]
     assert [r.problem for r in read] == [r.problem for r in wrote]

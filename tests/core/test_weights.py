@@ -2,7 +2,8 @@
 
 Every file served or imported is a real state dict saved with torch.save from a randomly
 initialised network; specs are real zoo specs whose URL is renamed the way torchvision
-names its files (``<name>-<sha256[:8]>.pth``), so hash checking is exercised for real.
+names its files (``<name>-<sha256[:8]>.pth``), so hash checking is exercised for real:
+on download, on import (only the published file is taken) and for cached files.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from torch import nn
 from effnet_app.core import fsutil
 from effnet_app.core.errors import WeightsError
 from effnet_app.core.jobs import Cancelled, CancelToken, Progress, run_to_end
-from effnet_app.core.models import weights
+from effnet_app.core.models import checksums, weights
 from effnet_app.core.models.zoo import get_spec
 from effnet_app.core.paths import weights_dir
 
@@ -86,7 +87,8 @@ def _drain(job) -> tuple[list[Progress], Path]:
 
 
 def _cache_listing() -> list[str]:
-    return sorted(p.name for p in weights_dir().iterdir())
+    """Every file in the weights folder (part files too) but the hash verdicts."""
+    return sorted(p.name for p in weights_dir().iterdir() if p.name != checksums.VERDICTS_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -315,6 +317,55 @@ def test_torch_hub_cache_is_reused_without_downloading(served, tmp_path):
     assert weights.load_model(spec) is not None
 
 
+def test_a_damaged_file_is_not_trusted_and_download_sets_it_aside(served):
+    server, spec, data = served
+    cached = weights_dir() / spec.weights_filename
+    broken = data[: len(data) // 2]  # what a download cut short by a crash would leave
+    cached.write_bytes(broken)
+    assert weights.cached_path(spec) is None and not weights.is_available(spec)
+    assert weights.damaged_file(spec) == cached
+    path = run_to_end(weights.download(spec, timeout=10))
+    assert path == cached and path.read_bytes() == data
+    aside = cached.with_name(cached.name + ".damaged")
+    assert aside.read_bytes() == broken
+    assert weights.cached_path(spec) == path and weights.damaged_file(spec) is None
+    assert _cache_listing() == sorted([cached.name, aside.name])
+
+
+def test_a_damaged_torch_hub_file_is_passed_over(served, tmp_path):
+    server, spec, data = served
+    hub = tmp_path / "torch_home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / spec.weights_filename).write_bytes(b"\0" * len(data))
+    assert weights.cached_path(spec) is None
+    assert weights.damaged_file(spec) == hub / spec.weights_filename
+    assert run_to_end(weights.ensure(spec)) == weights_dir() / spec.weights_filename
+    assert len(server.requests) == 1
+
+
+def test_the_hash_verdict_is_remembered_per_size_and_mtime(served):
+    """A file is hashed once; a changed size or mtime has it hashed again."""
+    server, spec, data = served
+    path = run_to_end(weights.download(spec, timeout=10))
+    verdicts = json.loads((weights_dir() / checksums.VERDICTS_FILE).read_text())
+    assert verdicts[str(path)][2] == hashlib.sha256(data).hexdigest()
+    stamp = path.stat()
+    # Same size and mtime: the remembered verdict stands and the file is not read again.
+    path.write_bytes(b"\0" * len(data))
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert weights.cached_path(spec) == path
+    # A new mtime: hashed again, and found damaged.
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000_000))
+    assert weights.cached_path(spec) is None and weights.damaged_file(spec) == path
+
+
+def test_an_unwritable_verdict_file_only_costs_a_hash(served):
+    server, spec, data = served
+    (weights_dir() / checksums.VERDICTS_FILE).mkdir()  # in the way of every save
+    path = run_to_end(weights.download(spec, timeout=10))
+    assert weights.cached_path(spec) == path and path.read_bytes() == data
+
+
 def test_hub_folder_follows_xdg_cache_home(monkeypatch, tmp_path):
     monkeypatch.delenv("TORCH_HOME")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -357,34 +408,47 @@ def test_import_accepts_hash_named_file_without_loading_it(tiny_data, tmp_path):
     assert _cache_listing() == [spec.weights_filename]
 
 
-def test_import_accepts_valid_state_dict_under_another_name(tiny_data, tmp_path):
+def test_import_refuses_a_valid_state_dict_that_is_not_the_published_file(tiny_data, tmp_path):
+    """Random (or fine-tuned) weights of the right shape must not pass for the official file."""
     spec = _spec_for(tiny_data, "http://127.0.0.1:9")
     torch.manual_seed(2)
     source = tmp_path / "my fine-tuned b3.pt"
     source.write_bytes(_saved(_tiny_builder(64)(1000)))
-    path = weights.import_weights(spec, source)
-    assert path.name == spec.weights_filename and path.read_bytes() == source.read_bytes()
-    assert weights.cached_path(spec) == path
+    with pytest.raises(WeightsError) as caught:
+        weights.import_weights(spec, source)
+    sentence = caught.value.sentence
+    assert "not the published EfficientNet-B3 weights file" in sentence
+    assert "effnet-app download B3" in sentence
+    assert _cache_listing() == [] and weights.cached_path(spec) is None
 
 
-def test_import_rejects_other_variant(tiny_data, tmp_path):
+@pytest.mark.parametrize("content", ["other variant", "random bytes"])
+def test_import_refuses_other_files_by_their_hash(tiny_data, tmp_path, content):
     spec = _spec_for(tiny_data, "http://127.0.0.1:9")
     source = tmp_path / "other.pth"
-    source.write_bytes(_saved(_tiny_builder(32)(1000)))
-    with pytest.raises(WeightsError, match="is not a weights file for EfficientNet-B3"):
-        weights.import_weights(spec, source)
-    assert _cache_listing() == []
-
-
-def test_import_rejects_random_bytes_and_missing_file(tiny_data, tmp_path):
-    spec = _spec_for(tiny_data, "http://127.0.0.1:9")
-    source = tmp_path / "noise.pth"
-    source.write_bytes(bytes(range(256)) * 100)
-    with pytest.raises(WeightsError, match="not a readable PyTorch weights file"):
+    if content == "other variant":
+        source.write_bytes(_saved(_tiny_builder(32)(1000)))
+    else:
+        source.write_bytes(bytes(range(256)) * 100)
+    with pytest.raises(WeightsError, match="not the published EfficientNet-B3 weights file"):
         weights.import_weights(spec, source)
     with pytest.raises(WeightsError, match="There is no file"):
         weights.import_weights(spec, tmp_path / "absent.pth")
     assert _cache_listing() == []
+
+
+@pytest.mark.slow
+def test_a_lite_file_under_another_hash_is_still_checked_by_loading(tmp_path):
+    """Lite keeps its old rule: any file that loads strictly into the network is taken."""
+    lite0 = get_spec("lite0")
+    source = tmp_path / "lite0-converted.pth"
+    torch.save(lite0.build().state_dict(), source)
+    path = weights.import_weights(lite0, source)
+    assert path == weights_dir() / lite0.weights_filename
+    wrong = tmp_path / "b0.pth"
+    torch.save(get_spec("b0").build().state_dict(), wrong)
+    with pytest.raises(WeightsError, match="its layers do not match"):
+        weights.import_weights(lite0, wrong)
 
 
 def _unreadable_file(tmp_path) -> Path:
@@ -443,20 +507,10 @@ def test_load_model_rejects_wrong_variant(tiny_data, tmp_path):
         weights.load_model(spec, path)
 
 
-def _lite_importable() -> bool:
-    try:
-        from effnet_app.core.models.lite import convert_state_dict  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def test_lite0_is_bundled_and_loads():
     lite0 = get_spec("lite0")
     assert weights.cached_path(lite0) == lite0.bundled_weights() is not None
     assert run_to_end(weights.ensure(lite0)) == lite0.bundled_weights()
-    if not _lite_importable():
-        pytest.skip("effnet_app.core.models.lite (convert_state_dict) is not written yet")
     model = weights.load_model(lite0)
     with torch.no_grad():
         out = model(torch.zeros(1, 3, lite0.resolution, lite0.resolution))

@@ -1,9 +1,12 @@
 """Where pretrained weights come from: package, cache, torch hub cache, download, import.
 
-``cached_path`` is cheap and never imports torch (the GUI calls it to show what is
-downloaded). ``download`` is a job: it streams into a temp file beside the target while
-hashing, resumes a dropped connection with a Range request, and only an intact file
-whose SHA-256 matches the name torchvision gave it ever takes the final name.
+A file is trusted by its hash, not its name: ``cached_path`` returns a cached file only
+when its SHA-256 starts with the hex digits torchvision put in its name (``checksums``
+hashes each file once per size and mtime; ``cached_path`` never imports torch). A file
+that fails is ``damaged_file``; ``download`` sets it aside as ``NAME.damaged`` and fetches
+it again, streaming into a temp file beside the target while hashing and resuming a
+dropped connection with a Range request: only an intact file takes the final name.
+``import_weights`` takes only the published file (Lite: also any that loads strictly).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .. import fsutil
 from ..errors import AppError, WeightsError
 from ..jobs import NEVER, CancelToken, Progress, RateMeter
 from ..paths import weights_dir
+from .checksums import file_sha256, is_intact, remember_sha256, set_aside
 
 MIRROR_ENV = "EFFNET_APP_WEIGHTS_URL"
 CHUNK_SIZE = 64 * 1024
@@ -47,18 +51,26 @@ def cache_file(spec) -> Path:
     return weights_dir() / spec.weights_filename
 
 
-def cached_path(spec) -> Path | None:
-    """The weights file already on this computer, or None when it must be fetched."""
-    bundled = spec.bundled_weights()
-    if bundled is not None:
-        return bundled
+def _candidates(spec) -> list[Path]:
+    """The files by the spec's name in this app's cache and torch's, in that order."""
     name = spec.weights_filename
     if not name:
+        return []
+    found = (weights_dir() / name, hub_checkpoints_dir() / name)
+    return [candidate for candidate in found if candidate.is_file()]
+
+
+def cached_path(spec) -> Path | None:
+    """The intact weights file already on this computer, or None when it must be fetched."""
+    intact = (c for c in _candidates(spec) if is_intact(spec, c) is True)
+    return spec.bundled_weights() or next(intact, None)
+
+
+def damaged_file(spec) -> Path | None:
+    """A file by the spec's name whose hash is not the published one (to fetch again)."""
+    if spec.bundled_weights() is not None or cached_path(spec) is not None:
         return None
-    for candidate in (weights_dir() / name, hub_checkpoints_dir() / name):
-        if candidate.is_file() and candidate.stat().st_size > 0:
-            return candidate
-    return None
+    return next((c for c in _candidates(spec) if is_intact(spec, c) is False), None)
 
 
 def is_available(spec) -> bool:
@@ -109,11 +121,15 @@ def download(
     url = download_url(spec, mirror)
     target = cache_file(spec)
     fsutil.remove_stale_parts(target)  # left behind if an earlier run was killed
+    for candidate in _candidates(spec):
+        if is_intact(spec, candidate) is False:
+            set_aside(candidate)
     yield Progress(0, None, f"Connecting to {_host(url)}…", "bytes")
     with _atomic_file(target) as out:
         transfer = _Transfer(spec, url, out, target, cancel, timeout)
         yield from transfer.run()
         transfer.check_hash()
+    remember_sha256(target, transfer.sha.hexdigest())
     return target
 
 
@@ -268,37 +284,45 @@ def _atomic_file(target: Path):
 
 
 # --------------------------------------------------------------------------- import
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def import_weights(spec, file) -> Path:
     """Check a weights file the user chose and copy it into the cache; returns its new path.
 
-    A file whose SHA-256 matches torchvision's name is the published one; any other is
-    accepted only if it loads strictly into this variant's network.
+    Only the published file is taken (its SHA-256 matches its name), so random or
+    fine-tuned weights never pass for the official ones; Lite may also be any file that
+    loads strictly into its network.
     """
     source = Path(file).expanduser()
     if not source.is_file():
         raise WeightsError(f"There is no file at {source}. Choose the weights file again.")
     target = cache_file(spec)
-    prefix = spec.sha256_prefix
     try:
-        published = bool(prefix) and file_sha256(source).startswith(prefix)
+        digest = file_sha256(source)
     except OSError as exc:  # no permission, a failing disk
         raise WeightsError(
             f"Could not read {source} ({exc.strerror or exc}). Check that you may read it, "
             "or choose another copy of the file.",
             detail=repr(exc),
         ) from exc
-    if not published:
-        load_model(spec, source)  # raises WeightsError when it is not for this variant
-    if source.resolve() == target.resolve():
-        return target
-    with open(source, "rb") as src, _atomic_file(target) as out, _disk_errors(target):
-        shutil.copyfileobj(src, out, CHUNK_SIZE * 16)
+    prefix = spec.sha256_prefix
+    if spec.family == "lite":
+        if not (prefix and digest.startswith(prefix)):
+            load_model(spec, source)  # raises WeightsError when it is not for this variant
+    elif prefix and not digest.startswith(prefix):
+        raise _not_published(spec, source, digest)
+    if source.resolve() != target.resolve():
+        with open(source, "rb") as src, _atomic_file(target) as out, _disk_errors(target):
+            shutil.copyfileobj(src, out, CHUNK_SIZE * 16)
+    remember_sha256(target, digest)
     return target
+
+
+def _not_published(spec, source: Path, digest: str) -> WeightsError:
+    return WeightsError(
+        f"{source.name} is not the published {spec.name} weights file (its checksum does not "
+        f"match {spec.weights_filename}), so it was not imported. Download the official "
+        f"file with `effnet-app download {spec.key.upper()}`, or import that file.",
+        detail=f"sha256 {digest} does not start with {spec.sha256_prefix}",
+    )
 
 
 # --------------------------------------------------------------------------- loading
@@ -337,10 +361,12 @@ def load_state_dict(spec, path) -> dict:
 
 
 def _unreadable(spec, path: Path, exc: BaseException) -> WeightsError:
+    key = spec.key.upper()
+    again = f"Run `effnet-app download {key}`, or import" if spec.weights_url else "Import"
     return WeightsError(
         f"{path.name} is not a readable PyTorch weights file (it may be damaged or "
-        f"incomplete). Download it again, or import the {spec.name} file with "
-        f"`effnet-app import-weights {spec.key.upper()} FILE`.",
+        f"incomplete). {again} the {spec.name} file with `effnet-app import-weights {key} "
+        "FILE`.",
         detail=f"{path}: {exc!r}",
     )
 

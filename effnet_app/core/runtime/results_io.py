@@ -5,6 +5,7 @@ JSON is a list of ``{"path", "predictions": [{"label", "probability"}], "problem
 has the columns ``path, problem, label_1, probability_1, …``. With one, each JSON row also
 has ``"model"`` and ``"device"``, and CSV ends with ``model, device`` columns. Both read
 back with ``read_results``; the class index is not stored, so it reads back as -1.
+``RowWriter`` writes either format a row at a time (the CLI streams long runs with it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import itertools
 import json
 import os
 import shutil
+import textwrap
 import uuid
 from collections import Counter
 from collections.abc import Generator, Iterable, Sequence
@@ -61,9 +63,60 @@ def _json_row(result: ImageResult, info: RunInfo | None) -> dict:
     return row
 
 
+class RowWriter:
+    """A results file as text, a piece at a time, for writing rows as they come.
+
+    ``start()``, then ``row(result)`` for each file, then ``end()``: joined, the same text
+    as ``to_csv`` / ``to_json`` of all the rows. Nothing of a row is kept after it is
+    written, so memory does not grow with the number of files.
+    """
+
+    def __init__(self, fmt: str, top_k: int | None = None, info: RunInfo | None = None) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"results are saved as csv or json, not {fmt!r}")
+        if fmt == "csv" and not top_k:
+            raise ValueError("CSV written row by row needs its number of label columns")
+        self.fmt, self.top_k, self.info = fmt, top_k or 0, info
+        self.rows = 0
+
+    def start(self) -> str:
+        if self.fmt == "json":
+            return ""  # "[" comes with the first row: an empty list is written "[]"
+        header = ["path", "problem"]
+        for i in range(1, self.top_k + 1):
+            header += [f"label_{i}", f"probability_{i}"]
+        return _csv_line(header + (["model", "device"] if self.info else []))
+
+    def row(self, result: ImageResult) -> str:
+        self.rows += 1
+        if self.fmt == "json":
+            text = json.dumps(_json_row(result, self.info), indent=2)
+            return ("[\n" if self.rows == 1 else ",\n") + textwrap.indent(text, "  ")
+        top_k, info = self.top_k, self.info
+        row = [str(result.path), result.problem or ""]
+        for p in (*result.predictions[:top_k], *([None] * (top_k - len(result.predictions)))):
+            row += [p.label, f"{p.probability:.6f}"] if p else ["", ""]
+        return _csv_line(row + ([info.model, info.device] if info else []))
+
+    def end(self) -> str:
+        if self.fmt == "json":
+            return "\n]\n" if self.rows else "[]\n"
+        return ""
+
+
+def _csv_line(fields: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow(fields)
+    return out.getvalue()
+
+
+def _written(writer: RowWriter, results: Iterable[ImageResult]) -> str:
+    return writer.start() + "".join(writer.row(r) for r in results) + writer.end()
+
+
 def to_json(results: Iterable[ImageResult], info: RunInfo | None = None) -> str:
     """The results as a JSON list, one object per file, ending with a newline."""
-    return json.dumps([_json_row(r, info) for r in results], indent=2) + "\n"
+    return _written(RowWriter("json", info=info), results)
 
 
 def _widest(results: Sequence[ImageResult]) -> int:
@@ -75,19 +128,7 @@ def to_csv(
 ) -> str:
     """The results as CSV with ``top_k`` label/probability pairs (default: as many as any has)."""
     results = list(results)
-    top_k = top_k or _widest(results)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    header = ["path", "problem"]
-    for i in range(1, top_k + 1):
-        header += [f"label_{i}", f"probability_{i}"]
-    writer.writerow(header + (["model", "device"] if info else []))
-    for r in results:
-        row = [str(r.path), r.problem or ""]
-        for p in (*r.predictions[:top_k], *([None] * (top_k - len(r.predictions)))):
-            row += [p.label, f"{p.probability:.6f}"] if p else ["", ""]
-        writer.writerow(row + ([info.model, info.device] if info else []))
-    return out.getvalue()
+    return _written(RowWriter("csv", top_k or _widest(results), info), results)
 
 
 def write_results(

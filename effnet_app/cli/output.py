@@ -1,0 +1,145 @@
+"""Where classify's rows go, as they come: stdout, or a file that takes its name at the end.
+
+CSV and JSON are written a batch at a time (nothing of a row is kept once it is out), to
+stdout or to ``FILE.part`` beside the output file, which becomes ``FILE`` only when the
+run completes. The table is aligned, so it is kept (as text) and written at the end. When
+a run stops early (Ctrl+C, SIGTERM, a late error) what was written stays, and ``abort``
+says how many rows and where.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..core import fsutil
+from ..core.errors import AppError
+from .common import OutputError, flush_stdout, table_text, write_stdout
+
+TABLE_HEADER = ("file", "top-1", "confidence", "also")
+
+
+class _Stdout:
+    def write(self, text: str) -> None:
+        write_stdout(text)
+        flush_stdout()
+
+    def commit(self) -> None:
+        flush_stdout()
+
+    def keep(self) -> str:
+        return "standard output"
+
+    def drop(self) -> None:
+        pass
+
+
+class _File:
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.out = fsutil.OutputFile(path, "wb", visible_part=True, error_type=OutputError)
+
+    def write(self, text: str) -> None:
+        # Names that are not UTF-8 arrive as surrogates: written back as their own bytes.
+        with fsutil.disk_errors(self.out.target, OutputError):
+            self.out.stream.write(text.encode("utf-8", "surrogateescape"))
+            self.out.stream.flush()
+
+    def commit(self) -> None:
+        self.out.commit()
+
+    def keep(self) -> str:
+        self.out.close(keep_part=True)
+        return str(self.out.written_to)
+
+    def drop(self) -> None:
+        self.out.close()
+
+
+def table_row(result) -> tuple[str, str, str, str]:
+    if result.problem:
+        return (str(result.path), "PROBLEM: " + result.problem, "", "")
+    top, rest = result.predictions[0], result.predictions[1:]
+    also = ", ".join(f"{p.label} {p.probability:.0%}" for p in rest[:2])
+    return (str(result.path), top.label, f"{top.probability:.1%}", also)
+
+
+def refuse_inputs(path: str | os.PathLike, given) -> None:
+    """Refuse an output (or its part file) that is one of the files the run reads.
+
+    Only an output that exists can be an input, so only then are the paths walked again
+    (the way the classifier walks them) to compare files by device and inode.
+    """
+    from ..core.data.folders import expand_paths
+
+    real = Path(os.path.realpath(Path(path).expanduser()))
+    outputs = [Path(path).expanduser(), fsutil.visible_part_path(real)]
+    if not any(fsutil.file_identity(p) for p in outputs):
+        return
+    files = [f for f in expand_paths(given) if isinstance(f, os.PathLike)]
+    for candidate in outputs:
+        match = fsutil.same_file_among(candidate, files)
+        if match is not None:
+            same = "" if match == candidate else f" (the same file as {match})"
+            raise AppError(
+                f"The output {candidate}{same} is one of the files being classified; "
+                "writing the results there would destroy it. Choose another --output file."
+            )
+
+
+class ResultsOutput:
+    """Rows of one run in one format (table, csv or json) on their way to a destination."""
+
+    def __init__(self, fmt: str, top_k: int, path: str | os.PathLike | None, given) -> None:
+        from ..core.runtime.results_io import RowWriter
+
+        self.writer = None if fmt == "table" else RowWriter(fmt, top_k)
+        self.table: list[tuple[str, ...]] = [TABLE_HEADER]
+        self.written = 0  # rows that reached the destination
+        self._started = self._failed = False
+        if path is not None:
+            refuse_inputs(path, given)
+        self.destination = _Stdout() if path is None else _File(path)
+
+    def _write(self, text: str) -> None:
+        try:
+            self.destination.write(text)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def _start(self) -> str:
+        if self._started or self.writer is None:
+            return ""
+        self._started = True
+        return self.writer.start()
+
+    def add(self, results) -> None:
+        if not results:
+            return
+        if self.writer is None:
+            self.table.extend(table_row(r) for r in results)
+            return
+        self._write(self._start() + "".join(self.writer.row(r) for r in results))
+        self.written += len(results)
+
+    def finish(self) -> None:
+        if self.writer is None:
+            self._write(table_text(self.table))
+        else:
+            self._write(self._start() + self.writer.end())
+        self.destination.commit()
+
+    def abort(self) -> str | None:
+        """End a run that stopped early; a sentence saying where its rows are, if any."""
+        if self.writer is None and len(self.table) > 1 and not self._failed:
+            try:
+                self._write(table_text(self.table))
+                self.written = len(self.table) - 1
+            except (AppError, OSError):
+                pass
+        if not self.written:
+            self.destination.drop()
+            return None
+        where = self.destination.keep()
+        rows = "1 row was" if self.written == 1 else f"{self.written} rows were"
+        return f"{rows} written to {where} before the run stopped."
