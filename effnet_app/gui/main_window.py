@@ -1,16 +1,19 @@
 """The main window: layout and wiring only. Never imports torch (the window shows first).
 
-Model work happens in Workers started by the controllers and panels; this module connects
-their signals to the views and keeps the user's choices in the settings.
+Each job has its controller (classify, sort, paste, weights, catalog) that owns its
+Worker; this module builds the widgets, connects the menus' actions and the controllers'
+signals to the views, and keeps the user's choices in the settings. Choosing models and
+devices lives in ``model_choice.py``, the output side (export, sort, clear) in
+``output_actions.py``; both are parts of this one window.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
+import sys
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -25,16 +28,20 @@ from PySide6.QtWidgets import (
 )
 
 from .. import APP_DISPLAY_NAME, __version__
-from ..core import about
-from ..core.devices import resolve_device
+from ..core import about, paths
 from ..core.errors import AppError, DeviceError, WeightsError
 from ..core.models import zoo
-from ..core.runtime.catalog import load_catalog
 from ..core.runtime.session import Session
 from . import menus
-from .controllers.classify import ClassifyController
+from .controllers.catalog import CatalogController
+from .controllers.classify import ClassifyController, ClassifyRequest
+from .controllers.paste import PasteController
+from .controllers.sort import SortController
+from .controllers.weights import WeightsController
+from .model_choice import ModelChoice, device_setting
+from .output_actions import OutputActions
 from .settings import app_settings
-from .theme import apply_theme
+from .theme import THEMES, apply_theme
 from .widgets.about_model import AboutModelPanel
 from .widgets.drop_area import EmptyState
 from .widgets.drop_overlay import DropOverlay, paths_from_mime
@@ -43,7 +50,6 @@ from .widgets.pickers import DevicePicker, ModelPicker
 from .widgets.preview import PreviewPanel
 from .widgets.results_panel import ResultsPanel
 from .widgets.run_status import RunStatus
-from .workers import Worker
 
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
 
@@ -56,16 +62,8 @@ def _top_k_setting(value) -> int:
         return 5
 
 
-def _device_setting(value) -> str:
-    """Keys the picker can show; anything else ("gpu7") falls back to Auto, as models do."""
-    key = str(value).strip().lower()
-    if key in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", key):
-        return key
-    return "auto"
-
-
-class MainWindow(QMainWindow):
-    paths_received = Signal(list)  # list[str]: files and folders, from any way in
+class MainWindow(ModelChoice, OutputActions, QMainWindow):
+    paths_received = Signal(object)  # list[str]: files and folders, from any way in
     catalog_loaded = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -76,19 +74,23 @@ class MainWindow(QMainWindow):
         self.session = Session()
         self.catalog = None
         self.model_key = str(self.settings.value("model", zoo.DEFAULT_MODEL))
-        self.device = _device_setting(self.settings.value("device", "auto"))
+        self.device = device_setting(self.settings.value("device", "auto"))
         self.top_k = _top_k_setting(self.settings.value("top_k", 5))
         self.controller = ClassifyController(self.session, self)
-        self.sort_worker: Worker | None = None  # File › Sort into folders…, while it runs
+        self.sorter = SortController(self)
+        self.paster = PasteController(paths.data_dir() / "pasted", self)
+        self.weights = WeightsController(self)
+        self.catalog_controller = CatalogController(self)
         self._build_widgets()
-        menus.build_menus(self)
-        self._connect()
+        theme = str(self.settings.value("theme", "system"))
+        self.menu_actions = menus.MenuActions(self, THEMES, theme)
+        menus.build_menus(self.menuBar(), self.menu_actions)
+        self._connect_views()
+        self._connect_actions()
+        self._connect_controllers()
         self._restore_layout()
-        apply_theme(str(self.settings.value("theme", "system")))
-        self._catalog_worker = Worker(load_catalog, parent=self)
-        self._catalog_worker.finished.connect(self._on_catalog_worker_finished)
-        self._catalog_worker.errored.connect(self._on_catalog_worker_errored)
-        QTimer.singleShot(0, self._catalog_worker.start)  # after the window is on screen
+        apply_theme(theme)
+        QTimer.singleShot(0, self.catalog_controller.load)  # after the window is on screen
 
     # ------------------------------------------------------------------ layout
 
@@ -99,10 +101,10 @@ class MainWindow(QMainWindow):
         toolbar = QToolBar("Model")
         toolbar.setObjectName("modelToolbar")
         toolbar.setMovable(False)
-        toolbar.addWidget(QLabel(" Model: "))
-        toolbar.addWidget(self.model_picker)
-        toolbar.addWidget(QLabel("  Device: "))
-        toolbar.addWidget(self.device_picker)
+        for widget in (QLabel(" Model: "), self.model_picker):
+            toolbar.addWidget(widget)
+        for widget in (QLabel("  Device: "), self.device_picker):
+            toolbar.addWidget(widget)
         self.addToolBar(toolbar)
         self.message_bar = MessageBar()
         self.empty_state = EmptyState()
@@ -112,16 +114,8 @@ class MainWindow(QMainWindow):
         self.side_tabs = QTabWidget()
         self.side_tabs.addTab(self.results.summary_view, "Summary")
         self.side_tabs.addTab(self.about_model, "About this model")
-        self.side_split = QSplitter(Qt.Orientation.Vertical)
-        self.side_split.addWidget(self.preview)
-        self.side_split.addWidget(self.side_tabs)
-        self.side_split.setStretchFactor(0, 3)
-        self.side_split.setStretchFactor(1, 2)
-        self.main_split = QSplitter(Qt.Orientation.Horizontal)
-        self.main_split.addWidget(self.results)
-        self.main_split.addWidget(self.side_split)
-        self.main_split.setStretchFactor(0, 3)
-        self.main_split.setStretchFactor(1, 2)
+        self.side_split = _splitter(Qt.Orientation.Vertical, self.preview, self.side_tabs)
+        self.main_split = _splitter(Qt.Orientation.Horizontal, self.results, self.side_split)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty_state)
         self.stack.addWidget(self.main_split)
@@ -137,13 +131,36 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.run_status)
 
-    def _connect(self) -> None:
+    def _connect_views(self) -> None:
         self.empty_state.open_images_requested.connect(self.open_images)
         self.empty_state.open_folder_requested.connect(self.open_folder)
         self.model_picker.model_chosen.connect(self._on_model_picker_model_chosen)
         self.device_picker.device_chosen.connect(self.choose_device)
         self.run_status.cancel_requested.connect(self.cancel_run)
         self.results.result_selected.connect(self.preview.show_result)
+
+    def _connect_actions(self) -> None:
+        a = self.menu_actions
+        for action, slot in (
+            (a.open_images, self.open_images),
+            (a.open_folder, self.open_folder),
+            (a.paste, self.paster.paste),
+            (a.export, self.export_results),
+            (a.sort, self.sort_into_folders),
+            (a.quit, self.close),
+            (a.cancel, self.cancel_run),
+            (a.again, self.classify_again),
+            (a.clear, self.clear_results),
+            (a.about_model, lambda: self.side_tabs.setCurrentWidget(self.about_model)),
+            (a.import_weights, lambda: self.import_weights(self.model_key)),
+            (a.mirror, self.set_mirror),
+            (a.about, self.show_about),
+            (a.log, self.show_log_folder),
+        ):
+            action.triggered.connect(slot)
+        a.theme_group.triggered.connect(lambda action: self.set_theme(action.data()))
+
+    def _connect_controllers(self) -> None:
         c = self.controller
         c.run_started.connect(self._on_controller_run_started)
         c.batch_arrived.connect(self._on_controller_batch_arrived)
@@ -151,6 +168,13 @@ class MainWindow(QMainWindow):
         c.run_finished.connect(self._on_controller_run_finished)
         c.run_cancelled.connect(self._on_controller_run_cancelled)
         c.run_failed.connect(self._on_controller_run_failed)
+        self._connect_output_controllers()
+        self._connect_model_controllers()
+        p = self.paster
+        p.paths_pasted.connect(self.receive_paths)
+        p.paste_saved.connect(self._on_paster_paste_saved)
+        p.paste_failed.connect(self.show_problem)
+        p.nothing_pasted.connect(self._on_paster_nothing_pasted)
 
     # ------------------------------------------------------------------ getting images in
 
@@ -183,21 +207,31 @@ class MainWindow(QMainWindow):
         self.classify(paths)
 
     def classify(self, paths: list[str]) -> None:
-        self.message_bar.dismiss()
-        self.results.clear()
-        self.preview.show_result(None)
-        self.stack.setCurrentWidget(self.main_split)
-        self.controller.start(paths, self.model_key, self.device, self.top_k)
+        self._run(ClassifyRequest(tuple(paths), self.model_key, self.device, self.top_k))
 
     def classify_again(self) -> None:
         if self.controller.last_paths:
             self.classify(self.controller.last_paths)
 
+    def _run(self, request: ClassifyRequest) -> None:
+        self.message_bar.dismiss()
+        self.results.clear()
+        self.preview.show_result(None)
+        self.stack.setCurrentWidget(self.main_split)
+        self.controller.run(request)
+
     def cancel_run(self) -> None:
         """Esc and the status bar's Cancel: stop the job the status bar shows."""
         self.controller.cancel()
-        if self.sort_worker is not None:
-            self.sort_worker.cancel()
+        self.sorter.cancel()
+
+    def _on_paster_paste_saved(self, path: Path) -> None:
+        self.receive_paths([str(path)])
+
+    def _on_paster_nothing_pasted(self) -> None:
+        self.message_bar.show_message(
+            "The clipboard holds no image or image files to classify.", "info"
+        )
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if paths_from_mime(event.mimeData()):
@@ -254,91 +288,17 @@ class MainWindow(QMainWindow):
 
     def show_problem(self, exc: BaseException, model_key: str | None = None) -> None:
         """Expected problems go to the message bar; the unexpected to the error dialog."""
-        import sys
-
         if not isinstance(exc, AppError):
             sys.excepthook(type(exc), exc, exc.__traceback__)
             return
         actions = []
         if isinstance(exc, DeviceError):
-            actions.append(("Use CPU", lambda: self.choose_device("cpu", rerun=True)))
+            actions.append(("Use CPU", lambda: self.choose_device("cpu")))
         if isinstance(exc, WeightsError):
-            actions += menus.weights_actions(self, model_key or self.model_key)
+            actions += self.weights_actions(model_key or self.model_key)
         self.message_bar.show_message(exc.sentence, "error", actions)
 
-    # ------------------------------------------------------------------ models and devices
-
-    def _model_name(self) -> str:
-        info = self.catalog.model(self.model_key) if self.catalog else None
-        return info.name if info else self.model_key
-
-    def _device_name(self) -> str:
-        try:  # torch is loaded once a run has finished, so this is cheap here
-            return resolve_device(self.device)
-        except AppError:
-            return self.device
-
-    def _on_catalog_worker_finished(self, catalog) -> None:
-        self.catalog = catalog
-        if catalog.model(self.model_key) is None:
-            self.model_key = zoo.DEFAULT_MODEL
-        self.model_picker.set_catalog(catalog, self.model_key)
-        if self.device == "cuda" and any(d.key == "cuda:0" for d in catalog.devices):
-            self.device = "cuda:0"  # plain "cuda" means the first GPU, as the CLI reads it
-        self.device_picker.set_devices(catalog.devices, self.device)
-        self.about_model.show_model(catalog, self.model_key)
-        choice = next((d for d in catalog.devices if d.key == self.device), None)
-        if self.device.startswith("cuda") and (choice is None or not choice.available):
-            reason = choice.reason if choice else "That CUDA device does not exist here."
-            self.message_bar.show_message(
-                f"Your settings choose {self.device}, which is not available: {reason}",
-                "warning",
-                [("Use CPU", lambda: self.choose_device("cpu"))],
-            )
-        self.catalog_loaded.emit(catalog)
-
-    def _on_catalog_worker_errored(self, exc: BaseException) -> None:
-        self.show_problem(exc)
-
-    def mark_available(self, key: str) -> None:
-        if self.catalog is None:
-            return
-        models = tuple(
-            dataclasses.replace(m, available=True) if m.key == key else m
-            for m in self.catalog.models
-        )
-        self.catalog = dataclasses.replace(self.catalog, models=models)
-        self.model_picker.set_catalog(self.catalog, self.model_key)
-
-    def _on_model_picker_model_chosen(self, key: str) -> None:
-        info = self.catalog.model(key) if self.catalog else None
-        if key == self.model_key and info is not None and info.available:
-            return  # the picker re-picked the model in use: keep its results, no re-run
-        self.choose_model(key)
-
-    def choose_model(self, key: str) -> bool:
-        """Switch model; download its weights first when needed. False when it could not."""
-        info = self.catalog.model(key) if self.catalog else None
-        if info is not None and not info.available and not menus.download_weights(self, key):
-            self.model_picker.select(self.model_key)
-            return False
-        self.model_key = key
-        self.settings.setValue("model", key)
-        self.model_picker.select(key)
-        self.about_model.show_model(self.catalog, key)
-        if self.controller.last_paths:
-            self.classify_again()
-        return True
-
-    def choose_device(self, key: str, rerun: bool = False) -> None:
-        self.device = key
-        self.settings.setValue("device", key)
-        self.device_picker.select(key)
-        self.message_bar.dismiss()
-        if rerun:
-            self.classify_again()
-
-    # ------------------------------------------------------------------ about
+    # ------------------------------------------------------------------ about, theme
 
     def about_text(self) -> str:
         return (
@@ -354,6 +314,14 @@ class MainWindow(QMainWindow):
         box.setText(self.about_text())
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box.exec()
+
+    def show_log_folder(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.log_dir())))
+
+    def set_theme(self, name: str) -> None:
+        self.settings.setValue("theme", name)
+        self.menu_actions.themes[name].setChecked(True)
+        apply_theme(name)
 
     # ------------------------------------------------------------------ layout memory
 
@@ -374,9 +342,20 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.controller.cancel()
+        self.sorter.cancel()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("window/main_split", self.main_split.saveState())
         self.settings.setValue("window/side_split", self.side_split.saveState())
         self.settings.sync()
         super().closeEvent(event)
+
+
+def _splitter(orientation: Qt.Orientation, first: QWidget, second: QWidget) -> QSplitter:
+    """Two panes sharing the space 3 : 2."""
+    split = QSplitter(orientation)
+    split.addWidget(first)
+    split.addWidget(second)
+    split.setStretchFactor(0, 3)
+    split.setStretchFactor(1, 2)
+    return split

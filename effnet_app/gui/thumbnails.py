@@ -128,8 +128,10 @@ def _cache_file(path: str, size: int, folder: Path) -> Path | None:
 
 def cache_key(path: str, info: os.stat_result, size: int) -> str:
     """Changes whenever the file does (time or size) or another size is wanted."""
-    text = f"{os.path.abspath(path)}\0{info.st_mtime_ns}\0{info.st_size}\0{size}"
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+    # The name's bytes as the file system holds them: a name that is not UTF-8 is fine.
+    name = os.fsencode(os.path.abspath(path))
+    text = f"\0{info.st_mtime_ns}\0{info.st_size}\0{size}".encode()
+    return hashlib.sha1(name + text).hexdigest()
 
 
 def to_qimage(image: Image.Image) -> QImage:
@@ -170,8 +172,9 @@ def _write_cached(file: Path, image: Image.Image) -> None:
 class ThumbnailCache(QObject):
     """Ask for thumbnails by path; they come back by signal, on the GUI thread."""
 
-    thumbnail_ready = Signal(str, QImage)
-    thumbnail_failed = Signal(str, str)  # path, reason: once per file
+    # Paths as object: a QString would drop the bytes of a name that is not UTF-8.
+    thumbnail_ready = Signal(object, QImage)  # path (str), thumbnail
+    thumbnail_failed = Signal(object, str)  # path (str), reason: once per file
     pending_cleared = Signal()  # requests were dropped unanswered: ask again if still needed
 
     def __init__(
@@ -252,14 +255,14 @@ class ThumbnailCache(QObject):
             return
         args = (self._queue, self.size, self.folder, self.threads)
         worker = Worker(thumbnail_job, *args, parent=self)
-        worker.progressed.connect(self._on_worker_progressed)
+        worker.yielded.connect(self._on_worker_yielded)
         worker.errored.connect(self._on_worker_errored)
         worker.ended.connect(self._on_worker_ended)
         self._worker = worker
         self.jobs_started += 1
         worker.start()
 
-    def _on_worker_progressed(self, batch: tuple[ThumbnailMade, ...]) -> None:
+    def _on_worker_yielded(self, batch: tuple[ThumbnailMade, ...]) -> None:
         for made in batch:
             self._pending.discard(made.path)
             if made.image is None or made.image.isNull():
@@ -276,9 +279,7 @@ class ThumbnailCache(QObject):
         self.stop()
 
     def _on_worker_ended(self) -> None:
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.deleteLater()
+        self._worker = None  # it deletes itself
         # Results arrive before ``ended``: anything pending and not queued was in flight
         # when the job was cancelled or failed, and will never come.
         lost = self._pending - self._queue.snapshot()

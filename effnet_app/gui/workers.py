@@ -1,13 +1,36 @@
 """One generic Worker: runs a core job (a generator) on a background thread.
 
-The job is called as ``job_fn(*args, cancel=token, **kwargs)`` on the worker thread; each
-value it yields arrives on the GUI thread as ``progressed``; its return value as
-``finished``; an exception as ``errored``; a cancel as ``cancelled``. Nothing here touches
-a widget: views connect to the signals.
+The job is called as ``job_fn(*args, cancel=token, **kwargs)`` on the worker thread. Its
+signals, all delivered on the GUI thread, say what happened (napari's names):
 
-Lifetime: the QThread is kept alive by a module-level registry until its ``run`` ends, so
-a Worker (and the window that owns it) can be deleted while its job still runs; the job
-is cancelled and its late signals go nowhere.
+``started()``
+    the job began running on its thread.
+``yielded(value)``
+    the job yielded ``value`` (progress, a batch of rows); never after a cancel.
+``returned(value)``
+    the job ran to its end and returned ``value``.
+``errored(exc)``
+    the job raised ``exc``.
+``cancelled(exc)``
+    the job stopped because it was cancelled; ``exc`` is the ``Cancelled`` that stopped
+    it (the job's own may carry what was done until then, like ``SortCancelled.summary``).
+    A job that returns or fails after its cancel is reported as cancelled too, with
+    None: its owner has moved on.
+``ended()``
+    after exactly one of returned / errored / cancelled, always last.
+
+Nothing here touches a widget: views connect to the signals.
+
+Lifetime: a Worker deletes itself (``deleteLater``) once it has emitted ``ended``; its
+owner drops its reference in the ``ended`` handler. The QThread is kept alive by a
+module-level registry until its ``run`` ends, so a Worker (and the window that owns it)
+can be deleted while its job still runs; the job is cancelled and its late signals go
+nowhere. ``live_workers()`` counts the Workers not deleted yet.
+
+Connect a Worker's signals to bound methods (``self.sender()`` says which Worker sent
+one), not to lambdas that capture the owner: PySide holds a lambda strongly, and when the
+Worker is deleted, freeing the last reference to an owner that nothing else holds would
+delete that owner, and with it the Worker again, inside the Worker's destructor.
 """
 
 from __future__ import annotations
@@ -80,18 +103,29 @@ class _JobThread(QThread):
 
     def _drive(self) -> tuple[str, object]:
         """Run the job to its end; the outcome is reported only after the generator has
-        been closed, so its clean-up (partial files, open handles) is done by then."""
+        been closed, so its clean-up (partial files, open handles) is done by then.
+
+        A job cancelled while it waits at a ``yield`` is resumed once more, so that its own
+        cancel check can raise a ``Cancelled`` that carries what it did until then (the
+        files a sort has moved); one that yields again instead is stopped right there.
+        """
         job = None
+        started, resumes_left = False, 1
         try:
             job = self._job_fn(*self._args, cancel=self._token, **self._kwargs)
             while True:
-                self._token.raise_if_cancelled()
+                if self._token.cancelled:
+                    if not started or resumes_left == 0:
+                        raise Cancelled()
+                    resumes_left -= 1
                 try:
                     item = next(job)
                 except StopIteration as stop:
                     self._token.raise_if_cancelled()
-                    return "finished", stop.value
-                self.event.emit("progressed", item)
+                    return "returned", stop.value
+                started = True
+                if not self._token.cancelled:
+                    self.event.emit("yielded", item)
         except Cancelled as exc:  # may carry what was done before the cancel
             return "cancelled", exc
         except BaseException as exc:  # the GUI decides how to show it
@@ -110,11 +144,13 @@ class Worker(QObject):
     """Runs ``job_fn`` once on a background thread; signals arrive on the GUI thread."""
 
     started = Signal()
-    progressed = Signal(object)
-    finished = Signal(object)
+    yielded = Signal(object)
+    returned = Signal(object)
     errored = Signal(object)
-    cancelled = Signal()
-    ended = Signal()  # after any of finished / errored / cancelled
+    cancelled = Signal(object)  # the job's Cancelled, or None
+    ended = Signal()  # after any of returned / errored / cancelled; then deleted
+
+    _live = 0  # Workers created and not destroyed yet
 
     def __init__(self, job_fn: Callable[..., Any], *args, parent: QObject | None = None, **kwargs):
         super().__init__(parent)
@@ -122,13 +158,14 @@ class Worker(QObject):
         self._thread = _JobThread(job_fn, args, kwargs, self.token)
         self._thread.event.connect(self._on_thread_event)
         self._done = False
-        self.cancelled_with: Cancelled | None = None  # the job's Cancelled, when it raised one
+        Worker._live += 1
         # A deleted owner must not receive results: cancel and cut the connection first.
-        self.destroyed.connect(self._thread_forget_owner(self._thread, self.token))
+        self.destroyed.connect(self._forget_thread(self._thread, self.token))
 
     @staticmethod
-    def _thread_forget_owner(thread: _JobThread, token: CancelToken):
+    def _forget_thread(thread: _JobThread, token: CancelToken):
         def forget(*_):
+            Worker._live -= 1
             token.cancel()
             try:
                 thread.event.disconnect()
@@ -143,7 +180,7 @@ class Worker(QObject):
         return self
 
     def cancel(self) -> None:
-        """Ask the job to stop at its next step; ``cancelled`` follows, never ``finished``
+        """Ask the job to stop at its next step; ``cancelled`` follows, never ``returned``
         or ``errored``."""
         self.token.cancel()
 
@@ -163,25 +200,33 @@ class Worker(QObject):
             return
         if kind == "started":
             self.started.emit()
-        elif kind == "progressed":
+        elif kind == "yielded":
             if not self.token.cancelled:
-                self.progressed.emit(payload)
+                self.yielded.emit(payload)
         else:
-            self._done = True
-            if kind in ("finished", "errored") and self.token.cancelled:
-                # The owner has moved on (a newer selection, a new run): a late failure of
-                # the job it gave up on must not overwrite what it shows now.
-                if kind == "errored":
-                    log.info("ignoring an error of a cancelled job: %s", payload)
-                kind = "cancelled"
-            if kind == "finished":
-                self.finished.emit(payload)
-            elif kind == "errored":
-                self.errored.emit(payload)
-            else:
-                self.cancelled_with = payload if isinstance(payload, Cancelled) else None
-                self.cancelled.emit()
-            self.ended.emit()
+            self._end(kind, payload)
+
+    def _end(self, kind: str, payload: object) -> None:
+        self._done = True
+        if kind in ("returned", "errored") and self.token.cancelled:
+            # The owner has moved on (a newer selection, a new run): a late failure of
+            # the job it gave up on must not overwrite what it shows now.
+            if kind == "errored":
+                log.info("ignoring an error of a cancelled job: %s", payload)
+            kind, payload = "cancelled", None
+        if kind == "returned":
+            self.returned.emit(payload)
+        elif kind == "errored":
+            self.errored.emit(payload)
+        else:
+            self.cancelled.emit(payload if isinstance(payload, Cancelled) else None)
+        self.ended.emit()
+        self.deleteLater()
+
+
+def live_workers() -> int:
+    """Workers created and not yet deleted (deletion happens in the event loop)."""
+    return Worker._live
 
 
 def _wait_at_exit() -> None:

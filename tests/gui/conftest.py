@@ -34,9 +34,7 @@ def window(qtbot):
     with qtbot.waitSignal(w.catalog_loaded, timeout=WAIT):
         w.show()
     yield w
-    w.controller.cancel()
-    if w.sort_worker is not None:
-        w.sort_worker.cancel()
+    w.cancel_run()
 
 
 @pytest.fixture

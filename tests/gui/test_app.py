@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication
+from window_driver import file_url
 
 from effnet_app.core.errors import WeightsError
 from effnet_app.gui import app as gui_app
 from effnet_app.gui.main_window import MainWindow
+from effnet_app.gui.widgets.drop_overlay import paths_from_mime
 from effnet_app.gui.widgets.error_dialog import ErrorDialog
 
 
@@ -83,4 +86,11 @@ def test_about_lists_versions_and_folders(qtbot, app_home):
     qtbot.addWidget(window)
     text = window.about_text()
     assert "PyTorch" in text and str(app_home) in text
-    assert window.quit_action.shortcut().toString() == "Ctrl+Q"
+    assert window.menu_actions.quit.shortcut().toString() == "Ctrl+Q"
+
+
+def test_a_dropped_name_that_is_not_utf8_keeps_its_bytes(qtbot, tmp_path: Path):
+    odd = tmp_path / os.fsdecode(b"caf\xe9.png")
+    mime = QMimeData()
+    mime.setUrls([file_url(odd)])  # file:///…/caf%E9.png, as a file manager writes it
+    assert paths_from_mime(mime) == [str(odd)]

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
+from pathlib import Path
 
 import pytest
 import torch
 from loopback import LoopbackServer
-from PySide6.QtCore import QMimeData, QUrl
+from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QGuiApplication, QImage
 from served_weights import point_spec_at, random_weights
 from window_driver import WAIT, classify_and_wait, drop
 
+from effnet_app.core.jobs import Progress
 from effnet_app.core.models import weights, zoo
 from effnet_app.core.runtime import results_io
-from effnet_app.gui import menus, output_actions
+from effnet_app.core.runtime.classifier import ImageResult, PredictionBatch
+from effnet_app.gui.controllers import catalog as catalog_controller
 from effnet_app.gui.main_window import MainWindow
+from effnet_app.gui.models.results_model import FILE, PROBLEM, THUMBNAIL
 from effnet_app.gui.settings import app_settings
 from effnet_app.gui.widgets.download_dialog import DownloadDialog
 
 CATS = {"tabby", "tiger cat", "Egyptian cat", "Persian cat"}
 
 
+@pytest.mark.slow
 def test_drop_folder_fills_table_with_expected_labels(qtbot, window, photo_folder):
     rows = classify_and_wait(qtbot, window, [photo_folder])
     assert set(rows) == {"coffee.jpg", "chelsea.jpg", "camera.jpg", "readme.jpg"}
@@ -34,6 +41,7 @@ def test_drop_folder_fills_table_with_expected_labels(qtbot, window, photo_folde
     assert window.stack.currentWidget() is window.main_split
 
 
+@pytest.mark.slow
 def test_second_drop_cancels_first_and_no_stale_rows(qtbot, window, sample_photos, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
@@ -46,29 +54,30 @@ def test_second_drop_cancels_first_and_no_stale_rows(qtbot, window, sample_photo
     first_worker = window.controller.worker
     with qtbot.waitSignal(window.controller.run_finished, timeout=WAIT):
         drop(window, [second])
-    qtbot.waitUntil(lambda: first_worker.is_done, timeout=WAIT)
-    qtbot.wait(200)
+    qtbot.waitUntil(lambda: first_worker.is_done, timeout=WAIT)  # it can send no more
     names = sorted(r.path.name for r in window.results.all_results())
     assert names == ["new_0.jpg", "new_1.jpg", "new_2.jpg"]
 
 
+@pytest.mark.slow
 def test_escape_cancels_within_a_batch(qtbot, window, sample_photos, tmp_path):
     for i in range(80):
         shutil.copy(sample_photos["camera"], tmp_path / f"c{i:02d}.jpg")
     with qtbot.waitSignal(window.controller.batch_arrived, timeout=WAIT):
         drop(window, [tmp_path])
-    assert window.cancel_action.shortcut().toString() == "Esc"
+    assert window.menu_actions.cancel.shortcut().toString() == "Esc"
     with qtbot.waitSignal(window.controller.run_cancelled, timeout=WAIT):
-        window.cancel_action.trigger()
+        window.menu_actions.cancel.trigger()
     assert window.results.count() < 80
     assert "Cancelled" in window.status_label.text()
 
 
+@pytest.mark.slow
 def test_export_round_trips_and_sort_never_overwrites(qtbot, window, photo_folder, tmp_path):
     classify_and_wait(qtbot, window, [photo_folder])
     shown = window.results.all_results()
     for fmt in ("csv", "json"):
-        path = output_actions.write_export(window, tmp_path / f"out.{fmt}", fmt)
+        path = window.write_export(tmp_path / f"out.{fmt}", fmt)
         back = results_io.read_results(path)
         assert [r.path for r in back] == [r.path for r in shown]
         for a, b in zip(back, shown, strict=True):
@@ -79,9 +88,8 @@ def test_export_round_trips_and_sort_never_overwrites(qtbot, window, photo_folde
     dest = tmp_path / "sorted"
     (dest / "espresso").mkdir(parents=True)
     (dest / "espresso" / "coffee.jpg").write_bytes(b"an older file that must survive")
-    worker = output_actions.start_sort(window, dest, move=False, min_confidence=None)
-    with qtbot.waitSignal(worker.finished, timeout=WAIT) as blocker:
-        pass
+    with qtbot.waitSignal(window.sorter.sort_finished, timeout=WAIT) as blocker:
+        assert window.start_sort(dest, move=False, min_confidence=None)
     summary = blocker.args[0]
     assert (dest / "espresso" / "coffee.jpg").read_bytes() == b"an older file that must survive"
     assert (dest / "espresso" / "coffee (2).jpg").read_bytes() == (
@@ -93,12 +101,12 @@ def test_export_round_trips_and_sort_never_overwrites(qtbot, window, photo_folde
     assert (photo_folder / "coffee.jpg").is_file()  # copied, not moved
 
 
+@pytest.mark.slow
 def test_moving_into_folders_updates_the_table(qtbot, window, photo_folder, tmp_path):
     classify_and_wait(qtbot, window, [photo_folder])
     dest = tmp_path / "moved"
-    worker = output_actions.start_sort(window, dest, move=True, min_confidence=0.5)
-    with qtbot.waitSignal(worker.finished, timeout=WAIT) as blocker:
-        pass
+    with qtbot.waitSignal(window.sorter.sort_finished, timeout=WAIT) as blocker:
+        assert window.start_sort(dest, move=True, min_confidence=0.5)
     summary = blocker.args[0]
     assert summary.moved == 2 and summary.skipped_low_confidence == 1  # the cat is unsure
     assert not (photo_folder / "coffee.jpg").exists()
@@ -109,26 +117,117 @@ def test_moving_into_folders_updates_the_table(qtbot, window, photo_folder, tmp_
     assert "below 50%" in window.message_bar.text.text()
 
 
-def test_cuda_disabled_and_forced_cuda_gives_inline_message(qtbot, photo_folder):
+@pytest.fixture
+def settings_choose_cuda():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     settings = app_settings()
     settings.setValue("device", "cuda")
     settings.sync()
+
+
+def open_window(qtbot, catalog: bool = True) -> MainWindow:
+    """The main window, shown; with ``catalog``, once its model list has loaded."""
     w = MainWindow()
     qtbot.addWidget(w)
-    with qtbot.waitSignal(w.catalog_loaded, timeout=WAIT):
+    if catalog:
+        with qtbot.waitSignal(w.catalog_loaded, timeout=WAIT):
+            w.show()
+    else:
         w.show()
+    return w
+
+
+def test_cuda_disabled_and_forced_cuda_gives_inline_message(
+    qtbot, settings_choose_cuda, photo_folder
+):
+    w = open_window(qtbot)
     enabled, tip = w.device_picker.entry("cuda")
     assert enabled is False and "CUDA" in tip
     assert w.message_bar.isVisible() and w.message_bar.level == "warning"
     with qtbot.waitSignal(w.controller.run_failed, timeout=WAIT):
         drop(w, [photo_folder])
     assert w.message_bar.level == "error" and "CUDA" in w.message_bar.text.text()
+    assert w.results.count() == 0
     assert "Use CPU" in w.message_bar.action_texts
     with qtbot.waitSignal(w.controller.run_finished, timeout=WAIT):
         w.message_bar.trigger("Use CPU")
-    assert w.device == "cpu" and w.results.count() == 4
+    assert w.device == "cpu" and w.controller.request.device == "cpu"
+    assert w.results.count() == 4 and "on cpu" in w.status_label.text()
+
+
+def test_use_cpu_runs_the_failed_drop_again_when_the_catalog_came_later(
+    qtbot, settings_choose_cuda, photo_folder, monkeypatch
+):
+    # Started with a folder (python -m effnet_app FOLDER): the run fails on CUDA before
+    # the model list has loaded, whose warning then replaces the error in the bar.
+    catalog_may_load = threading.Event()
+    real_load = catalog_controller.load_catalog
+
+    def held_back(cancel):
+        assert catalog_may_load.wait(WAIT / 1000)
+        return (yield from real_load(cancel))
+
+    monkeypatch.setattr(catalog_controller, "load_catalog", held_back)
+    w = open_window(qtbot, catalog=False)
+    with qtbot.waitSignal(w.controller.run_failed, timeout=WAIT):
+        drop(w, [photo_folder])
+    with qtbot.waitSignal(w.catalog_loaded, timeout=WAIT):
+        catalog_may_load.set()
+    assert w.message_bar.level == "warning" and "Use CPU" in w.message_bar.action_texts
+    with qtbot.waitSignal(w.controller.run_finished, timeout=WAIT):
+        w.message_bar.trigger("Use CPU")
+    assert not w.message_bar.isVisible()
+    assert w.controller.request.device == "cpu" and w.results.count() == 4
+
+
+def check_problem_row(qtbot, window, rows, path: Path) -> None:
+    """The row of ``path`` shows its problem, asks for no thumbnail, and previews its
+    reason when selected."""
+    result = rows[path.name]
+    assert result.problem and not result.predictions
+    model = window.results.model
+    row = model.row_of(path)
+    assert model.index(row, PROBLEM).data() == result.problem
+    assert model.index(row, FILE).data() == path.name
+    assert model.index(row, THUMBNAIL).data(Qt.ItemDataRole.DecorationRole) is None
+    assert not model.has_thumbnail(path) and window.results.thumbnails.failure(path) is None
+    window.results.table.selectRow(window.results.proxy.mapFromSource(model.index(row, 0)).row())
+    assert window.preview.result.path == path
+    assert window.preview.status.text() == result.problem
+    assert "with problems" in window.status_label.text()
+
+
+def test_an_unreadable_folder_is_a_row_with_its_reason(qtbot, window, tiny_folder, monkeypatch):
+    locked = tiny_folder / "locked"
+    locked.mkdir()
+    real_classify = window.session.classify
+
+    def with_locked_folder(key, device, paths, top_k=5, cancel=None):
+        done = yield from real_classify(key, device, paths, top_k, cancel)
+        row = ImageResult(locked, (), "could not be read (permission denied)")  # as the core will
+        yield PredictionBatch((row,), Progress(done + 1, done + 1))
+        return done + 1
+
+    monkeypatch.setattr(window.session, "classify", with_locked_folder)
+    rows = classify_and_wait(qtbot, window, [tiny_folder])
+    check_problem_row(qtbot, window, rows, locked)
+
+
+def test_the_core_reports_an_unreadable_sub_folder(qtbot, window, tiny_folder, monkeypatch):
+    locked = tiny_folder / "locked"
+    locked.mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # the tests run as root, who may read any folder
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    rows = classify_and_wait(qtbot, window, [tiny_folder])
+    assert "could not be read" in rows["locked"].problem
+    check_problem_row(qtbot, window, rows, locked)
 
 
 # ---------------------------------------------------------------------- downloads
@@ -145,45 +244,46 @@ def served_b0(monkeypatch, tmp_path):
         yield server, zoo.get_spec("b0"), data
 
 
-class RecordingDialog(DownloadDialog):
-    cancel_after_bytes: int | None = None
-    instances: list = []
+class Downloads:
+    """What the download dialog showed; it presses Cancel once ``cancel_after`` bytes came."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, window, cancel_after: int | None = None) -> None:
         self.events = []
-        RecordingDialog.instances.append(self)
-        self.worker.progressed.connect(self._record)
+        self.cancel_after = cancel_after
+        self.window = window
+        window.weights.download_progressed.connect(self._on_progressed)
 
-    def _record(self, progress):
+    def _on_progressed(self, progress) -> None:
         self.events.append(progress)
-        limit = RecordingDialog.cancel_after_bytes
-        if limit is not None and progress.done >= limit:
-            self.reject()
+        if self.cancel_after is not None and progress.done >= self.cancel_after:
+            self.dialog().reject()
+
+    def dialog(self) -> DownloadDialog:
+        (dialog,) = [d for d in self.window.findChildren(DownloadDialog) if d.isVisible()]
+        return dialog
 
 
-def test_missing_weights_download_with_progress(qtbot, window, served_b0, monkeypatch):
+def test_missing_weights_download_with_progress(qtbot, window, served_b0):
     server, spec, data = served_b0
-    RecordingDialog.cancel_after_bytes, RecordingDialog.instances = None, []
-    monkeypatch.setattr(menus, "DownloadDialog", RecordingDialog)
+    downloads = Downloads(window)
     assert window.catalog.model("b0").available is False
     assert window.choose_model("b0") is True
-    dialog = RecordingDialog.instances[-1]
-    byte_events = [e for e in dialog.events if e.total]
+    byte_events = [e for e in downloads.events if e.total]
     assert byte_events and byte_events[-1].done == len(data) and byte_events[-1].total == len(data)
     assert weights.cached_path(spec).read_bytes() == data
     assert window.model_key == "b0" and window.catalog.model("b0").available
     assert app_settings().value("model") == "b0"
+    qtbot.waitUntil(lambda: not window.weights.downloading, timeout=WAIT)
 
 
-def test_cancelled_download_leaves_no_file(qtbot, window, served_b0, monkeypatch):
+def test_cancelled_download_leaves_no_file(qtbot, window, served_b0):
     server, spec, data = served_b0
     server.delay, server.chunk_size = 0.05, 16 * 1024
-    RecordingDialog.cancel_after_bytes, RecordingDialog.instances = 32 * 1024, []
-    monkeypatch.setattr(menus, "DownloadDialog", RecordingDialog)
+    downloads = Downloads(window, cancel_after=32 * 1024)  # kept: PySide holds it weakly
     assert window.choose_model("b0") is False
-    assert RecordingDialog.instances[-1].cancelled
-    qtbot.waitUntil(lambda: RecordingDialog.instances[-1].worker.is_done, timeout=WAIT)
+    assert downloads.events[-1].done < len(data)
+    assert "cancelled" in window.message_bar.text.text()
+    qtbot.waitUntil(lambda: not window.weights.downloading, timeout=WAIT)
     assert list(weights.cache_file(spec).parent.iterdir()) == []
     assert window.model_key == "lite0" and window.model_picker.current_key() == "lite0"
 
@@ -202,20 +302,22 @@ def test_failing_server_shows_inline_message_with_actions(qtbot, window, served_
 # ---------------------------------------------------------------------- paste, preview
 
 
+@pytest.mark.slow
 def test_paste_files_and_a_clipboard_image(qtbot, window, sample_photos, app_home):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(sample_photos["coffee"]))])
     QGuiApplication.clipboard().setMimeData(mime)
     with qtbot.waitSignal(window.controller.run_finished, timeout=WAIT):
-        window.paste_action.trigger()
+        window.menu_actions.paste.trigger()
     assert [r.top1.label for r in window.results.all_results()] == ["espresso"]
     QGuiApplication.clipboard().setImage(QImage(str(sample_photos["camera"])))
     with qtbot.waitSignal(window.controller.run_finished, timeout=WAIT):
-        window.paste_action.trigger()
+        window.menu_actions.paste.trigger()
     (result,) = window.results.all_results()
     assert result.top1.label == "tripod" and app_home in result.path.parents
 
 
+@pytest.mark.slow
 def test_preview_shows_image_and_heatmap(qtbot, window, sample_photos, tmp_path):
     shutil.copy(sample_photos["chelsea"], tmp_path / "cat.jpg")
     classify_and_wait(qtbot, window, [tmp_path])

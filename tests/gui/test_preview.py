@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from effnet_app.core.runtime.classifier import ImageResult, Prediction
 from effnet_app.core.runtime.session import Session
 from effnet_app.gui.widgets.preview import PreviewPanel
@@ -25,20 +27,20 @@ def test_a_late_error_of_the_previous_row_does_not_reach_the_new_one(
     broken = tmp_path / "broken.jpg"
     broken.write_text("not a JPEG")
     panel = make_panel(qtbot)
-    panel.show_result(ImageResult(Path(broken), (), "not an image"))
+    panel.show_result(ImageResult(Path(broken), (Prediction("espresso", 0.9, 967),)))
     old = panel._image_worker
     # The old job fails while the GUI thread is busy; the user moves on before its
     # error is delivered.
     assert old.wait(WAIT)
     good = ImageResult(Path(sample_photos["coffee"]), (Prediction("espresso", 0.9, 967),))
     panel.show_result(good)
-    qtbot.waitUntil(lambda: panel.view.image is not None, timeout=WAIT)
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: panel.view.image is not None and old.is_done, timeout=WAIT)
     assert panel.status.text() == ""  # not "broken.jpg cannot be shown: …"
     assert panel.view.placeholder != "Cannot show this image"
     assert panel.result is good
 
 
+@pytest.mark.slow
 def test_quick_selections_do_not_pile_up_workers(qtbot, sample_photos):
     panel = make_panel(qtbot)
     results = [ImageResult(Path(p)) for p in sample_photos.values()]
@@ -47,3 +49,13 @@ def test_quick_selections_do_not_pile_up_workers(qtbot, sample_photos):
         qtbot.waitUntil(lambda: panel.view.image is not None, timeout=WAIT)
     qtbot.waitUntil(lambda: len(panel.findChildren(Worker)) <= 1, timeout=WAIT)
     assert panel.result is results[39 % len(results)]
+
+
+def test_a_problem_row_shows_its_reason_without_decoding(qtbot, tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    panel = make_panel(qtbot)
+    panel.show_result(ImageResult(folder, (), "could not be read (permission denied)"))
+    assert panel.status.text() == "could not be read (permission denied)"
+    assert panel._image_worker is None and panel.view.placeholder == "Cannot show this image"
+    assert "locked" in panel.title.text()

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 
 def _start(extra_env: dict[str, str], app_home) -> subprocess.Popen:
     env = {
@@ -39,6 +41,7 @@ def _shown_event(proc: subprocess.Popen) -> dict:
     raise AssertionError(f"no window_shown line; stderr: {proc.stderr.read()}")
 
 
+@pytest.mark.slow
 def test_window_shows_before_torch_and_quits_cleanly(app_home):
     proc = _start({"EFFNET_APP_QUIT_AFTER_SHOW": "1"}, app_home)
     event = _shown_event(proc)
@@ -49,6 +52,7 @@ def test_window_shows_before_torch_and_quits_cleanly(app_home):
     assert (app_home / "logs" / "effnet_app.log").is_file()
 
 
+@pytest.mark.slow
 def test_sigterm_closes_the_window_cleanly(app_home):
     proc = _start({}, app_home)
     _shown_event(proc)

@@ -7,10 +7,11 @@ import time
 
 import pytest
 from PySide6.QtWidgets import QWidget
+from window_driver import deliver_posted_events
 
 from effnet_app.core.errors import AppError
-from effnet_app.core.jobs import Progress
-from effnet_app.gui.workers import Worker, running_count
+from effnet_app.core.jobs import Cancelled, Progress
+from effnet_app.gui.workers import Worker, live_workers, running_count
 
 
 def counting_job(n, cancel, delay=0.0, gate: threading.Event | None = None):
@@ -28,14 +29,12 @@ def failing_job(cancel):
     raise AppError("The model file is damaged. Download it again.")
 
 
-def test_progress_arrives_in_order_then_finished(qtbot):
+def test_progress_arrives_in_order_then_returned(qtbot):
     worker = Worker(counting_job, 20)
     seen, results, threads = [], [], []
-    worker.progressed.connect(
-        lambda p: (seen.append(p.done), threads.append(threading.get_ident()))
-    )
-    worker.finished.connect(results.append)
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
+    worker.yielded.connect(lambda p: (seen.append(p.done), threads.append(threading.get_ident())))
+    worker.returned.connect(results.append)
+    with qtbot.waitSignal(worker.returned, timeout=10_000):
         worker.start()
     assert seen == list(range(1, 21))
     assert results == ["counted 20"]
@@ -45,34 +44,37 @@ def test_progress_arrives_in_order_then_finished(qtbot):
 def test_cancel_stops_at_next_step_and_emits_cancelled(qtbot):
     gate = threading.Event()
     worker = Worker(counting_job, 1000, delay=0.001, gate=gate)
-    steps, finished = [], []
-    worker.progressed.connect(lambda p: steps.append(p.done))
-    worker.finished.connect(finished.append)
+    steps, returned = [], []
+    worker.yielded.connect(lambda p: steps.append(p.done))
+    worker.returned.connect(returned.append)
     worker.start()
     gate.set()
     qtbot.waitUntil(lambda: len(steps) >= 3, timeout=10_000)
     with qtbot.waitSignal(worker.cancelled, timeout=10_000):
         worker.cancel()
     assert worker.wait(5000)
-    assert finished == []
+    assert returned == []
     assert len(steps) < 1000
 
 
 def test_cancel_before_a_finishing_step_is_still_cancelled(qtbot):
     # The job ends without checking the token again: the worker still reports cancelled.
+    gate = threading.Event()
+
     def quick(cancel):
         yield Progress(1, 1)
-        time.sleep(0.3)
+        gate.wait(10)
         return "late result"
 
     worker = Worker(quick)
-    finished = []
-    worker.finished.connect(finished.append)
-    worker.start()
-    qtbot.wait(50)
+    returned = []
+    worker.returned.connect(returned.append)
+    with qtbot.waitSignal(worker.yielded, timeout=10_000):
+        worker.start()
+    worker.cancel()
     with qtbot.waitSignal(worker.cancelled, timeout=10_000):
-        worker.cancel()
-    assert finished == []
+        gate.set()
+    assert returned == []
 
 
 def test_exception_arrives_as_errored_with_sentence(qtbot):
@@ -89,8 +91,8 @@ def test_result_never_reaches_a_closed_window(qtbot):
     gate = threading.Event()
     received = []
     worker = Worker(counting_job, 3, gate=gate, parent=window)
-    worker.finished.connect(lambda r: received.append(r))
-    worker.progressed.connect(lambda p: received.append(p))
+    worker.returned.connect(lambda r: received.append(r))
+    worker.yielded.connect(lambda p: received.append(p))
     token = worker.token
     worker.start()
     window.close()
@@ -98,14 +100,14 @@ def test_result_never_reaches_a_closed_window(qtbot):
     qtbot.waitUntil(lambda: token.cancelled, timeout=5000)  # deleting the owner cancels
     gate.set()
     qtbot.waitUntil(lambda: running_count() == 0, timeout=10_000)
-    qtbot.wait(100)
+    deliver_posted_events()  # anything the thread sent before it ended
     assert received == []
 
 
 @pytest.mark.parametrize("n", [0, 1])
 def test_empty_and_single_step_jobs(qtbot, n):
     worker = Worker(counting_job, n)
-    with qtbot.waitSignal(worker.finished, timeout=10_000) as blocker:
+    with qtbot.waitSignal(worker.returned, timeout=10_000) as blocker:
         worker.start()
     assert blocker.args == [f"counted {n}"]
 
@@ -123,13 +125,13 @@ def test_an_error_after_cancel_is_reported_as_cancelled(qtbot):
     worker = Worker(fails_late)
     errors, cancelled = [], []
     worker.errored.connect(errors.append)
-    worker.cancelled.connect(lambda: cancelled.append(True))
+    worker.cancelled.connect(lambda exc: cancelled.append(exc))
     worker.start()
     qtbot.waitUntil(inside.is_set, timeout=10_000)
     worker.cancel()
     with qtbot.waitSignal(worker.ended, timeout=10_000):
         gate.set()
-    assert errors == [] and cancelled == [True]
+    assert errors == [] and cancelled == [None]
 
 
 def test_clean_up_is_done_before_cancelled_arrives(qtbot):
@@ -154,3 +156,59 @@ def test_clean_up_is_done_before_cancelled_arrives(qtbot):
     with qtbot.waitSignal(worker.cancelled, timeout=10_000):
         worker.cancel()
     assert seen_at_cancel == [True]
+
+
+def test_cancelled_carries_what_the_job_did(qtbot):
+    class Partly(Cancelled):
+        done = 3
+
+    def job(cancel):
+        yield Progress(1)
+        raise Partly("stopped after 3")
+
+    worker = Worker(job)
+    with qtbot.waitSignal(worker.cancelled, timeout=10_000) as blocker:
+        worker.start()
+    assert isinstance(blocker.args[0], Partly) and blocker.args[0].done == 3
+
+
+def test_a_worker_deletes_itself_once_it_has_ended(qtbot):
+    deliver_posted_events()
+    before = live_workers()
+    owner = QWidget()
+    order = []
+    worker = Worker(counting_job, 2, parent=owner)
+    worker.returned.connect(lambda _r: order.append("returned"))
+    worker.ended.connect(lambda: order.append("ended"))
+    worker.destroyed.connect(lambda: order.append("destroyed"))
+    assert live_workers() == before + 1
+    with qtbot.waitSignal(worker.ended, timeout=10_000):
+        worker.start()
+    qtbot.waitUntil(lambda: live_workers() == before, timeout=10_000)
+    assert order == ["returned", "ended", "destroyed"]
+    assert owner.findChildren(Worker) == []
+
+
+def test_a_job_cancelled_at_a_yield_can_report_what_it_did(qtbot):
+    # Like sorting: cancel is checked after each step, and the Cancelled carries the count.
+    class StoppedAfter(Cancelled):
+        def __init__(self, done: int) -> None:
+            super().__init__(f"stopped after {done}")
+            self.done = done
+
+    step = threading.Event()
+
+    def job(cancel):
+        for done in range(1000):
+            if cancel.cancelled:
+                raise StoppedAfter(done)
+            step.set()
+            yield Progress(done)
+        return "all done"
+
+    worker = Worker(job)
+    worker.start()
+    assert step.wait(5)
+    with qtbot.waitSignal(worker.cancelled, timeout=10_000) as blocker:
+        worker.cancel()
+    assert isinstance(blocker.args[0], StoppedAfter) and 0 < blocker.args[0].done < 1000

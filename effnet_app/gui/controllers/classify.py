@@ -1,18 +1,33 @@
 """Runs one classification at a time; a new request cancels the old one.
 
 Each run gets a generation number; anything a cancelled run still emits carries an old
-number and is dropped here, so a stale result never reaches the table.
+number and is dropped here, so a stale result (or a stale "cancelled") never reaches the
+view. The request of the last run is kept, so that a run that failed can be run again
+as it was, on another device or with another model.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
 from ..workers import Worker
 
 log = logging.getLogger(__name__)
+
+GENERATION = "generation"  # the Worker's dynamic property: the run it belongs to
+
+
+@dataclass(frozen=True)
+class ClassifyRequest:
+    """What one run classifies, with which model, where."""
+
+    paths: tuple[str, ...]
+    model_key: str
+    device: str
+    top_k: int = 5
 
 
 class ClassifyController(QObject):
@@ -27,57 +42,82 @@ class ClassifyController(QObject):
         super().__init__(parent)
         self.session = session
         self.generation = 0
-        self.worker: Worker | None = None
-        self.last_paths: list[str] = []
+        self.worker: Worker | None = None  # the current run's, until it ends
+        self.request: ClassifyRequest | None = None  # of the last run started
+        self.failed: ClassifyRequest | None = None  # the last run, when it failed
 
     @property
     def running(self) -> bool:
-        return self.worker is not None and not self.worker.is_done
+        return self.worker is not None
+
+    @property
+    def last_paths(self) -> list[str]:
+        return list(self.request.paths) if self.request is not None else []
 
     def start(self, paths: list[str], model_key: str, device: str, top_k: int = 5) -> int:
+        return self.run(ClassifyRequest(tuple(paths), model_key, device, top_k))
+
+    def run(self, request: ClassifyRequest) -> int:
         self.cancel()
         self.generation += 1
         generation = self.generation
-        self.last_paths = list(paths)
-        worker = Worker(self.session.classify, model_key, device, list(paths), top_k, parent=self)
-        worker.progressed.connect(lambda event: self._on_worker_progressed(generation, event))
-        worker.finished.connect(lambda done: self._on_worker_finished(generation, done))
-        worker.cancelled.connect(lambda: self._on_worker_cancelled(generation))
-        worker.errored.connect(lambda exc: self._on_worker_errored(generation, exc))
+        self.request, self.failed = request, None
+        worker = Worker(
+            self.session.classify,
+            request.model_key,
+            request.device,
+            list(request.paths),
+            request.top_k,
+            parent=self,
+        )
+        worker.setProperty(GENERATION, generation)
+        worker.yielded.connect(self._on_worker_yielded)
+        worker.returned.connect(self._on_worker_returned)
+        worker.cancelled.connect(self._on_worker_cancelled)
+        worker.errored.connect(self._on_worker_errored)
+        worker.ended.connect(self._on_worker_ended)
         self.worker = worker
         self.run_started.emit(generation)
         worker.start()
         return generation
 
     def cancel(self) -> None:
-        if self.worker is not None and not self.worker.is_done:
+        if self.worker is not None:
             self.worker.cancel()
 
     def discard(self) -> None:
         """Cancel the run and drop all it still sends: its rows were cleared away."""
         self.cancel()
         self.generation += 1
+        self.request = self.failed = None
 
-    def _current(self, generation: int) -> bool:
-        return generation == self.generation
+    def _current(self) -> bool:
+        """Whether the Worker that sent this signal runs the newest generation."""
+        sender = self.sender()
+        return sender is not None and sender.property(GENERATION) == self.generation
 
-    def _on_worker_progressed(self, generation: int, event: object) -> None:
-        if not self._current(generation):
+    def _on_worker_yielded(self, event: object) -> None:
+        if not self._current():
             return
         if event.stage == "loading":
             self.progressed.emit(event.progress)
         else:
             self.batch_arrived.emit(event)
 
-    def _on_worker_finished(self, generation: int, done: object) -> None:
-        if self._current(generation):
+    def _on_worker_returned(self, done: object) -> None:
+        if self._current():
             self.run_finished.emit(int(done or 0))
 
-    def _on_worker_cancelled(self, generation: int) -> None:
-        if self._current(generation):
+    def _on_worker_cancelled(self, _exc: object) -> None:
+        if self._current():
             self.run_cancelled.emit()
 
-    def _on_worker_errored(self, generation: int, exc: object) -> None:
-        if self._current(generation):
+    def _on_worker_errored(self, exc: object) -> None:
+        if self._current():
             log.warning("classification failed: %s", exc)
+            self.failed = self.request
             self.run_failed.emit(exc)
+
+    def _on_worker_ended(self) -> None:
+        if self.sender() is self.worker:
+            self.worker = None  # it deletes itself; a newer run may have replaced it already

@@ -27,6 +27,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPalette, QPixmap
 
+from ..display import display_name, display_path
 from .base import FlatTableModel
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class ResultsModel(FlatTableModel):
 
     HEADERS = HEADERS
 
-    thumbnail_requested = Signal(str)  # a visible row needs its thumbnail
+    thumbnail_requested = Signal(object)  # str path: a visible row needs its thumbnail
 
     def __init__(self, parent: QObject | None = None, top_k_shown: int = 3) -> None:
         super().__init__(parent)
@@ -214,7 +215,7 @@ class ResultsModel(FlatTableModel):
 def _display(result: ImageResult, column: int) -> str | None:
     top1 = result.top1
     if column == FILE:
-        return result.path.name
+        return display_name(result.path)
     if column == PREDICTIONS:
         return top1.label if top1 else ""
     if column == CONFIDENCE:
@@ -226,9 +227,9 @@ def _display(result: ImageResult, column: int) -> str | None:
 
 def _tooltip(result: ImageResult, column: int, top_k: int) -> str | None:
     if column in (THUMBNAIL, FILE):
-        return str(result.path)
+        return display_path(result.path)
     if result.problem is not None:
-        return f"{result.path.name}: {result.problem}"
+        return f"{display_name(result.path)}: {result.problem}"
     if column in (PREDICTIONS, CONFIDENCE):
         shown = result.predictions[:top_k]
         return "\n".join(f"{format_probability(p.probability)}  {p.label}" for p in shown)
@@ -318,7 +319,7 @@ class ResultsFilterProxy(QSortFilterProxyModel):
         if self._below is not None and (top1 is None or top1.probability >= self._below):
             return False
         if self._label:
-            texts = (result.path.name, top1.label if top1 else "")
+            texts = (display_name(result.path), top1.label if top1 else "")
             return any(self._label in text.casefold() for text in texts)
         return True
 

@@ -1,7 +1,9 @@
-"""Downloading a model's weights: a real progress bar, speed, time left and Cancel.
+"""Dialogs for getting weights: the download's progress (speed, time left, Cancel), the
+mirror address, and the file to import.
 
-Failures close the dialog and come back to the caller as the engine's exception; the
-main window shows its sentence in the message bar with "Use a mirror…" and "Import file…".
+The download itself is the WeightsController's job; the dialog shows its progress and
+closes on its outcome. Failures come back to the caller in ``error``; the main window
+shows their sentence in the message bar with "Use a mirror…" and "Import file…".
 """
 
 from __future__ import annotations
@@ -9,30 +11,54 @@ from __future__ import annotations
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
+    QInputDialog,
     QLabel,
     QProgressBar,
     QVBoxLayout,
     QWidget,
 )
 
-from ...core.runtime import session
-from ..workers import Worker
+WEIGHTS_FILTER = "PyTorch weights (*.pth *.pt);;All files (*)"
 
 
 def _megabytes(n: float) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+def progress_text(progress) -> str:
+    if progress.total:
+        parts = [f"{_megabytes(progress.done)} of {_megabytes(progress.total)}"]
+    else:
+        parts = [progress.message or _megabytes(progress.done)]
+    if progress.rate:
+        parts.append(f"{_megabytes(progress.rate)}/s")
+    if progress.eta is not None and progress.total:
+        parts.append(f"{progress.eta:.0f} s left")
+    return " · ".join(parts)
+
+
 class DownloadDialog(QDialog):
-    """Runs ``session.download`` in a Worker; ``error`` holds the failure, if any."""
+    """Downloads ``model_key`` with ``controller`` (a WeightsController) while it is open.
+
+    After ``exec()``: ``path`` is set on success, ``error`` on failure, ``cancelled`` when
+    the user (or the job) cancelled.
+    """
 
     def __init__(
-        self, model_key: str, model_name: str, mirror: str | None, parent: QWidget | None = None
+        self,
+        controller,
+        model_key: str,
+        model_name: str,
+        mirror: str | None,
+        parent: QWidget | None = None,
     ):
         super().__init__(parent)
         self.setWindowTitle(f"Downloading {model_name}")
         self.setMinimumWidth(460)
+        self.controller = controller
         self.model_key = model_key
+        self.mirror = mirror
         self.error: BaseException | None = None
         self.path = None
         self.cancelled = False
@@ -51,48 +77,56 @@ class DownloadDialog(QDialog):
         layout.addWidget(self.bar)
         layout.addWidget(self.detail)
         layout.addWidget(buttons)
-        self.worker = Worker(session.download, model_key, mirror, parent=self)
-        self.worker.progressed.connect(self._on_worker_progressed)
-        self.worker.finished.connect(self._on_worker_finished)
-        self.worker.errored.connect(self._on_worker_errored)
-        self.worker.cancelled.connect(self._on_worker_cancelled)
-
-    def start(self) -> None:
-        self.worker.start()
+        controller.download_progressed.connect(self._on_controller_download_progressed)
+        controller.download_finished.connect(self._on_controller_download_finished)
+        controller.download_failed.connect(self._on_controller_download_failed)
+        controller.download_cancelled.connect(self._on_controller_download_cancelled)
 
     def exec(self) -> int:  # noqa: A003 - Qt's name
-        self.start()
+        self.controller.download(self.model_key, self.mirror)
         return super().exec()
 
     def reject(self) -> None:
-        """Cancel: close at once; the download stops at its next chunk (or when a stalled
-        connection times out) and the engine removes the partial file on its own thread."""
-        if not self.worker.is_done:
+        """Cancel: close at once; the controller stops the download on its own."""
+        if self.isVisible() and not self.cancelled and self.path is None and self.error is None:
             self.cancelled = True
-            self.worker.cancel()
+            self.controller.cancel_download()
         super().reject()
 
-    def _on_worker_progressed(self, progress) -> None:
+    def _on_controller_download_progressed(self, progress) -> None:
         if progress.total:
             self.bar.setRange(0, 1000)
             self.bar.setValue(int(1000 * progress.done / progress.total))
-            parts = [f"{_megabytes(progress.done)} of {_megabytes(progress.total)}"]
-        else:
-            parts = [progress.message or _megabytes(progress.done)]
-        if progress.rate:
-            parts.append(f"{_megabytes(progress.rate)}/s")
-        if progress.eta is not None and progress.total:
-            parts.append(f"{progress.eta:.0f} s left")
-        self.detail.setText(" · ".join(parts))
+        self.detail.setText(progress_text(progress))
 
-    def _on_worker_finished(self, path) -> None:
-        self.path = path
-        self.accept()
+    def _on_controller_download_finished(self, key: str, path) -> None:
+        if key == self.model_key and self.isVisible():
+            self.path = path
+            self.accept()
 
-    def _on_worker_errored(self, exc: BaseException) -> None:
-        self.error = exc
-        super().reject()
+    def _on_controller_download_failed(self, key: str, exc: BaseException) -> None:
+        if key == self.model_key and self.isVisible():
+            self.error = exc
+            super().reject()
 
-    def _on_worker_cancelled(self) -> None:
-        self.cancelled = True
-        super().reject()
+    def _on_controller_download_cancelled(self, key: str) -> None:
+        if key == self.model_key and self.isVisible():
+            self.cancelled = True
+            super().reject()
+
+
+def ask_mirror(parent: QWidget, current: str) -> str | None:
+    """The mirror's base URL the user typed ("" for none), or None when cancelled."""
+    text, ok = QInputDialog.getText(
+        parent,
+        "Download mirror",
+        "Base URL of a server that holds torchvision's weight files under their usual names\n"
+        "(leave empty to download from the original address):",
+        text=current,
+    )
+    return text.strip() if ok else None
+
+
+def ask_weights_file(parent: QWidget, folder: str) -> str | None:
+    file, _ = QFileDialog.getOpenFileName(parent, "Import weights file", folder, WEIGHTS_FILTER)
+    return file or None

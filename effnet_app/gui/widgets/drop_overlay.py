@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QMimeData, Qt
+import os
+from urllib.parse import unquote_to_bytes
+
+from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -11,7 +14,18 @@ def paths_from_mime(mime: QMimeData) -> list[str]:
     """Local files and folders carried by a drag or the clipboard."""
     if not mime.hasUrls():
         return []
-    return [url.toLocalFile() for url in mime.urls() if url.isLocalFile() and url.toLocalFile()]
+    found = (local_path(url) for url in mime.urls() if url.isLocalFile())
+    return [path for path in found if path]
+
+
+def local_path(url: QUrl) -> str:
+    """The file a file:// URL names. On POSIX its percent-encoded bytes are decoded as
+    Python decodes file names, so a name that is not UTF-8 ("caf%E9.png") still opens;
+    ``toLocalFile`` would replace those bytes with U+FFFD, naming a file that is not there."""
+    if os.name != "posix" or url.host():
+        return url.toLocalFile()
+    encoded = url.path(QUrl.ComponentFormattingOption.FullyEncoded)
+    return os.fsdecode(unquote_to_bytes(encoded))
 
 
 class DropOverlay(QWidget):

@@ -6,6 +6,8 @@ how the two ready-made images are blended when painted.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import (
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from ...core.data import images
 from ...core.errors import AppError
+from ..display import display_name, display_path
 from ..workers import Worker
 from .confidence_delegate import bars_height, paint_bars
 
@@ -42,7 +45,7 @@ def load_preview_job(path: str, side: int, cancel):
     loaded = images.load_image(path, target_size=side)
     cancel.raise_if_cancelled()
     if isinstance(loaded, images.ImageProblem):
-        raise AppError(f"{loaded.path.name} cannot be shown: {loaded.reason}.")
+        raise AppError(f"{display_name(loaded.path)} cannot be shown: {loaded.reason}.")
     loaded.thumbnail((side, side))
     return pil_to_qimage(loaded)
     yield  # a generator, like every job
@@ -181,16 +184,22 @@ class PreviewPanel(QWidget):
             self.status.setText("")
             self.view.update()
             return
-        self.title.setText(f"<b>{result.path.name}</b>")
-        self.title.setToolTip(str(result.path))
+        self.title.setText(f"<b>{html.escape(display_name(result.path))}</b>")
+        self.title.setToolTip(display_path(result.path))
         self.bars.set_predictions(result.predictions)
         self.status.setText(result.problem or "")
+        if result.problem is not None:
+            # The reason is the preview: decoding would only fail again (or, for a folder
+            # that could not be read, say something less useful).
+            self.view.placeholder = "Cannot show this image"
+            self.view.update()
+            return
         self.view.placeholder = "Loading…"
         self.view.update()
         self._image_worker = Worker(load_preview_job, str(result.path), PREVIEW_SIDE, parent=self)
-        self._image_worker.finished.connect(self._on_image_worker_finished)
+        self._image_worker.returned.connect(self._on_image_worker_returned)
         self._image_worker.errored.connect(self._on_worker_errored)
-        self._image_worker.ended.connect(self._image_worker.deleteLater)  # one per selection
+        self._image_worker.ended.connect(self._on_worker_ended)
         self._image_worker.start()
         if self.heatmap_box.isChecked():
             self._start_heatmap()
@@ -201,7 +210,7 @@ class PreviewPanel(QWidget):
                 worker.cancel()
         self._image_worker = self._heat_worker = None
 
-    def _on_image_worker_finished(self, image: QImage) -> None:
+    def _on_image_worker_returned(self, image: QImage) -> None:
         self.view.image = image
         self.view.update()
 
@@ -209,6 +218,13 @@ class PreviewPanel(QWidget):
         self.view.placeholder = "Cannot show this image"
         self.status.setText(str(exc))
         self.view.update()
+
+    def _on_worker_ended(self) -> None:
+        sender = self.sender()  # it deletes itself: forget it
+        if sender is self._image_worker:
+            self._image_worker = None
+        elif sender is self._heat_worker:
+            self._heat_worker = None
 
     def _on_heatmap_box_toggled(self, on: bool) -> None:
         if on:
@@ -234,13 +250,13 @@ class PreviewPanel(QWidget):
         worker = Worker(
             heatmap_job, self.session, key, device, wanted[0], PREVIEW_SIDE, parent=self
         )
-        worker.finished.connect(self._on_heat_worker_finished)
+        worker.returned.connect(self._on_heat_worker_returned)
         worker.errored.connect(self._on_worker_errored)
-        worker.ended.connect(worker.deleteLater)
+        worker.ended.connect(self._on_worker_ended)
         self._heat_worker = worker
         worker.start()
 
-    def _on_heat_worker_finished(self, outcome) -> None:
+    def _on_heat_worker_returned(self, outcome) -> None:
         label, probability, image = outcome
         self._heat_image = image
         if not self.heatmap_box.isChecked():  # switched off while it was computed
