@@ -214,6 +214,14 @@ class MainWindow(ModelChoice, OutputActions, QMainWindow):
             self.classify(self.controller.last_paths)
 
     def _run(self, request: ClassifyRequest) -> None:
+        if self.sorter.running:
+            # A move in progress takes the files from under the classifier ("not found"
+            # rows), and its end would relocate the rows of the new run.
+            self.message_bar.show_message(
+                "Wait until sorting has finished (or press Esc to cancel it), then classify.",
+                "info",
+            )
+            return
         self.message_bar.dismiss()
         self.results.clear()
         self.preview.show_result(None)
@@ -329,8 +337,11 @@ class MainWindow(ModelChoice, OutputActions, QMainWindow):
         geometry = self.settings.value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
-        else:
-            self.resize(1200, 760)
+        else:  # at most 90 % of the screen: 1440x900 at 200 % is 720x450 to fit in
+            available = self.screen().availableGeometry()
+            self.resize(
+                min(1200, available.width() * 9 // 10), min(760, available.height() * 9 // 10)
+            )
         for key, widget in (
             ("window/state", self),
             ("window/main_split", self.main_split),

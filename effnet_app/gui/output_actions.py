@@ -34,17 +34,28 @@ class OutputActions:
 
     # ------------------------------------------------------------------ export
 
+    def _busy(self, then: str) -> bool:
+        """Whether a job still changes the results; says so in the bar."""
+        if self.controller.running or self.sorter.running:
+            self.message_bar.show_message(
+                f"Wait until the running job has finished (or press Esc to cancel it), {then}.",
+                "info",
+            )
+            return True
+        return False
+
     def export_results(self) -> None:
         if not self.results.all_results():
             self.message_bar.show_message("There are no results to export yet.", "info")
+            return
+        if self._busy("then export"):  # half a run's rows would look like all of them
             return
         start = str(Path(self._last_folder()) / "effnet-results.csv")
         path, chosen = QFileDialog.getSaveFileName(
             self, "Export results", start, "CSV (*.csv);;JSON (*.json)"
         )
         if path:
-            fmt = "json" if path.lower().endswith(".json") or chosen.startswith("JSON") else "csv"
-            self.write_export(Path(path), fmt)
+            self.write_export(Path(path), export_format(path, chosen))
 
     def write_export(self, path: Path, fmt: str) -> Path | None:
         if path.suffix.lower() != f".{fmt}":
@@ -65,13 +76,9 @@ class OutputActions:
         if not results:
             self.message_bar.show_message("There are no results to sort yet.", "info")
             return
-        if self.controller.running or self.sorter.running:
-            # Sorting half a run would leave the rest behind, and moving files the
-            # classifier is about to read turns them into "not found" rows.
-            self.message_bar.show_message(
-                "Wait until the running job has finished (or press Esc to cancel it), then sort.",
-                "info",
-            )
+        # Sorting half a run would leave the rest behind, and moving files the
+        # classifier is about to read turns them into "not found" rows.
+        if self._busy("then sort"):
             return
         choice = ask_sort(self, str(Path(self._last_folder()) / "sorted"), len(results))
         if choice is not None:
@@ -112,9 +119,18 @@ class OutputActions:
 
     def clear_results(self) -> None:
         self.controller.discard()  # its "Cancelled: …" must not replace "Ready" below
-        self.run_status.set_running(False)
-        self.run_status.show_text("")
+        if not self.sorter.running:  # a sort goes on: its progress and Cancel stay
+            self.run_status.set_running(False)
+            self.run_status.show_text("")
         self.results.clear()
         self.preview.show_result(None)
         self.stack.setCurrentWidget(self.empty_state)
         self.status_label.setText("Ready")
+
+
+def export_format(path: str, chosen_filter: str) -> str:
+    """The extension the user typed decides; the chosen filter only when there is none."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".csv", ".json"):
+        return suffix[1:]
+    return "json" if chosen_filter.startswith("JSON") else "csv"

@@ -194,3 +194,33 @@ def test_a_download_asked_for_while_a_cancelled_one_stops_runs_next(qtbot, monke
         gates["b0"].set()
     assert outcomes == [("done", "b1", Path("/weights/b1.pth"))]
     qtbot.waitUntil(lambda: not controller.downloading, timeout=WAIT)
+
+
+def test_cancelling_the_download_that_waits_for_a_stuck_one_starts_nothing(qtbot, monkeypatch):
+    # Cancel, Retry, Cancel again while the first download is stuck on its connection:
+    # the user cancelled both, so nothing may download once the first one lets go.
+    gate = threading.Event()
+    called = []
+
+    def fake_download(key, mirror=None, cancel=NEVER):
+        called.append(key)
+        yield Progress(0, 10, unit="bytes")
+        assert gate.wait(WAIT)  # a stalled connection: no cancel check until it moves
+        cancel.raise_if_cancelled()
+        return Path(f"/weights/{key}.pth")
+
+    monkeypatch.setattr(weights_controller.session, "download", fake_download)
+    controller = WeightsController()
+    outcomes = []
+    controller.download_finished.connect(lambda key, path: outcomes.append(("done", key)))
+    controller.download_cancelled.connect(lambda key: outcomes.append(("cancelled", key)))
+    with qtbot.waitSignal(controller.download_progressed, timeout=WAIT):
+        controller.download("b0", None)
+    controller.cancel_download()  # the first dialog's Cancel
+    controller.download("b0", None)  # Retry: waits for the stuck one
+    controller.cancel_download()  # the second dialog's Cancel
+    with qtbot.waitSignal(controller.download_cancelled, timeout=WAIT):
+        gate.set()
+    deliver_posted_events()
+    assert called == ["b0"] and not controller.downloading
+    assert outcomes == [("cancelled", "b0")]

@@ -156,6 +156,19 @@ def test_cuda_disabled_and_forced_cuda_gives_inline_message(
     assert w.results.count() == 4 and "on cpu" in w.status_label.text()
 
 
+@pytest.mark.parametrize("saved", ["cuda", "cuda:3"])
+def test_the_device_picker_shows_the_device_the_runs_use(qtbot, settings_choose_cuda, saved):
+    # It showed "Auto" while every run failed with "CUDA was chosen … choose CPU or Auto".
+    settings = app_settings()
+    settings.setValue("device", saved)
+    settings.sync()
+    w = open_window(qtbot)
+    assert w.device_picker.current_key() == w.device == saved
+    assert w.device_picker.entry(saved)[0] is False  # shown, greyed out, not choosable
+    w.message_bar.trigger("Use CPU")
+    assert w.device_picker.current_key() == w.device == "cpu"
+
+
 def test_use_cpu_runs_the_failed_drop_again_when_the_catalog_came_later(
     qtbot, settings_choose_cuda, photo_folder, monkeypatch
 ):

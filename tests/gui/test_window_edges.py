@@ -251,3 +251,14 @@ def test_a_dropped_file_whose_name_is_not_utf8_is_classified_with_its_thumbnail(
     assert model.has_thumbnail(odd)
     assert model.index(0, FILE).data() == "caf\ufffd.jpg"
     assert "caf\ufffd.jpg" in window.preview.title.text()
+
+
+def test_a_first_start_fits_the_window_on_a_small_screen(qtbot):
+    # 1440x900 at 200 % is 720x450: the fixed 1200x760 ran off the screen's edges.
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    available = w.screen().availableGeometry()
+    assert available.width() < 1200  # the offscreen screen is small: the case tested
+    assert w.width() <= available.width() and w.height() <= available.height()
+    assert w.minimumSizeHint().width() <= available.width()

@@ -62,7 +62,9 @@ class WeightsController(QObject):
 
     def cancel_download(self) -> None:
         """The download stops at its next chunk (or when a stalled connection times out);
-        the engine removes the partial file on the job's thread."""
+        the engine removes the partial file on the job's thread. A download waiting for
+        that one to stop is dropped too: the user cancelled it as well."""
+        self._next_download = None
         self._download.cancel()
 
     def _on_download_returned(self, path: object) -> None:

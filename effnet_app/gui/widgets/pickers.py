@@ -54,6 +54,7 @@ class DevicePicker(QComboBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setToolTip("Where the network runs")
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # "CUDA GPU"
         self.addItem("Auto", "auto")
         self.addItem("CPU", "cpu")
         self.activated.connect(lambda i: self.device_chosen.emit(self.itemData(i, KEY_ROLE)))
@@ -73,9 +74,16 @@ class DevicePicker(QComboBox):
         self.select(selected)
 
     def select(self, key: str) -> None:
+        """Show ``key``, even when it is greyed out or not on this computer (a saved
+        "cuda"): the picker shows what the runs use, so the message about it makes sense."""
         index = self.findData(key, KEY_ROLE)
-        if index >= 0 and self.is_enabled_at(index):
-            self.setCurrentIndex(index)
+        if index < 0:
+            self.addItem(key, key)
+            index = self.count() - 1
+            item = self.model().item(index)  # type: ignore[attr-defined]
+            item.setEnabled(False)
+            item.setToolTip("That device does not exist here.")
+        self.setCurrentIndex(index)
 
     def is_enabled_at(self, index: int) -> bool:
         model = self.model()
