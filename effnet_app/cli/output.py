@@ -10,6 +10,7 @@ says how many rows and where.
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
 
 from ..core import fsutil
@@ -39,10 +40,21 @@ class _File:
         self.out = fsutil.OutputFile(path, "wb", visible_part=True, error_type=OutputError)
 
     def write(self, text: str) -> None:
+        """Write whole rows or none: a piece that does not fit (disk full) is taken back."""
         # Names that are not UTF-8 arrive as surrogates: written back as their own bytes.
+        data = memoryview(text.encode("utf-8", "surrogateescape"))
+        fd = self.out.stream.fileno()  # unbuffered, so a failed write leaves nothing pending
         with fsutil.disk_errors(self.out.target, OutputError):
-            self.out.stream.write(text.encode("utf-8", "surrogateescape"))
-            self.out.stream.flush()
+            start = os.lseek(fd, 0, os.SEEK_CUR) if self.out.part else None
+            try:
+                while data:
+                    data = data[os.write(fd, data) :]
+            except OSError:
+                if start is not None:  # a part file (not a device or FIFO): cut it back
+                    with suppress(OSError):
+                        os.ftruncate(fd, start)
+                        os.lseek(fd, start, os.SEEK_SET)
+                raise
 
     def commit(self) -> None:
         self.out.commit()

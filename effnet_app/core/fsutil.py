@@ -23,6 +23,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
+from . import filelocks
 from .errors import AppError
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -223,10 +224,16 @@ class OutputFile:
                 self.stream = _open_through(self.target, mode)
             return
         part = visible_part_path(self.target) if visible_part else _part_path(self.target)
+        if filelocks.held_by_another(part):
+            raise error_type(
+                f"Another run is writing {part.name} in {part.parent} right now. Wait for it "
+                "to finish, or choose another output file."
+            )
         with disk_errors(self.target, error_type):
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self.stream = (_open_visible_part if visible_part else _open_part)(part, mode)
-        self.part = part
+        filelocks.lock(self.stream)
+        self.part, self._identity = part, filelocks.identity(self.stream)
         try:
             with disk_errors(self.target, error_type):
                 _copy_owner_and_mode(part, self.target)
@@ -245,6 +252,7 @@ class OutputFile:
             self.stream.flush()
             if self.part is not None:
                 os.fsync(self.stream.fileno())
+                self._check_ours()
             self.stream.close()
             if self.part is not None:
                 os.replace(self.part, self.target)
@@ -253,12 +261,25 @@ class OutputFile:
             _sync_folder(self.target.parent)
         return self.target
 
+    def _check_ours(self) -> None:
+        """Refuse to rename (or remove) a part file another program put in our part's place."""
+        if self.part is not None and not filelocks.still_names(self.part, self._identity):
+            part, self.part = self.part, None
+            with suppress(OSError):
+                self.stream.close()
+            raise self.error_type(
+                f"{part.name} was replaced by another program while this run wrote it, so "
+                f"it was not renamed to {self.target.name}. Run again, with an output file "
+                "of its own."
+            )
+
     def close(self, keep_part: bool = False) -> None:
         """End without a commit: the part file is removed unless ``keep_part``."""
         with suppress(OSError):
             self.stream.close()
         if self.part is not None and not keep_part:
-            self.part.unlink(missing_ok=True)
+            if filelocks.still_names(self.part, self._identity):  # never another's file
+                self.part.unlink(missing_ok=True)
 
 
 @contextmanager

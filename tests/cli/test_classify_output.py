@@ -191,3 +191,47 @@ def test_rows_stream_to_a_part_file_that_sigterm_keeps(many_photos, tmp_path, fm
         assert rows and all(r["predictions"][0]["label"] == "espresso" for r in rows)
     assert f"{len(rows)} rows were written to {part}" in err
     assert "SIGTERM" in err and "Traceback" not in err
+
+
+def test_a_second_run_with_the_same_output_leaves_the_first_ones_file(
+    run_cli, photo_folder, tmp_path
+):
+    """While one run writes results.csv.part, another run for results.csv is refused."""
+    out_file = tmp_path / "results.csv"
+    first = ResultsOutput("csv", 2, out_file, [])  # the run already going
+    first.add(_results(tmp_path, 2))
+    code, out, err = run_cli("classify", str(photo_folder), "--format", "csv", "-o", str(out_file))
+    assert code == common.EXIT_OUTPUT and out == ""
+    assert "Another run is writing results.csv.part" in err and "Traceback" not in err
+    first.finish()
+    assert out_file.read_bytes() == to_csv(_results(tmp_path, 2), 2).encode()
+    assert sorted(os.listdir(tmp_path)) == ["photos", "results.csv"]
+
+
+def _limit_file_size(limit: int):
+    def limit_in_child() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return limit_in_child
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE")
+def test_a_disk_that_fills_up_keeps_only_whole_rows(sample_photos, tmp_path):
+    """The write that does not fit is taken back: the part file holds whole CSV rows."""
+    photos = photo_copies(sample_photos["coffee"], tmp_path / "many", 40)
+    out_file = tmp_path / "results.csv"
+    command = [sys.executable, "-m", "effnet_app", "classify", str(photos), "--format", "csv"]
+    command += ["--batch-size", "3", "-q", "-o", str(out_file)]
+    child = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, preexec_fn=_limit_file_size(2500)
+    )
+    assert child.returncode == common.EXIT_OUTPUT, child.stderr
+    text = (tmp_path / "results.csv.part").read_bytes().decode()
+    rows = _csv_rows(text)[1:]
+    assert text.endswith("\r\n") and rows and all(len(r) == 12 for r in rows)
+    assert f"{len(rows)} rows were written to {out_file}.part" in child.stderr
+    assert not out_file.exists() and "Traceback" not in child.stderr

@@ -314,3 +314,28 @@ def test_remove_stale_parts_keeps_live_ones(tmp_path):
     os.utime(other, (old, old))
     assert remove_stale_parts(target) == 1
     assert not stale.exists() and live.exists() and other.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="POSIX file locks")
+def test_a_part_file_another_run_is_writing_is_left_to_it(tmp_path):
+    """Two runs with the same --output: the second is refused; the first commits its own."""
+    target = tmp_path / "results.csv"
+    first = fsutil.OutputFile(target, visible_part=True)
+    first.stream.write(b"first run\n")
+    first.stream.flush()
+    with pytest.raises(AppError, match="Another run is writing results.csv.part"):
+        fsutil.OutputFile(target, visible_part=True)
+    assert first.commit() == target and target.read_bytes() == b"first run\n"
+    assert _listing(tmp_path) == ["results.csv"]
+
+
+def test_a_part_file_replaced_meanwhile_is_not_committed(tmp_path):
+    """A part file someone else put under our part's name never takes the target's name."""
+    target = tmp_path / "results.csv"
+    out = fsutil.OutputFile(target, visible_part=True)
+    out.stream.write(b"ours\n")
+    out.part.unlink()
+    out.part.write_bytes(b"theirs\n")
+    with pytest.raises(AppError, match="results.csv.part was replaced"):
+        out.commit()
+    assert not target.exists() and (tmp_path / "results.csv.part").read_bytes() == b"theirs\n"

@@ -368,3 +368,11 @@ def test_a_csv_field_over_the_csv_modules_limit_is_a_sentence(tmp_path):
     target.write_text("path,label_1,probability_1\n" + "a" * 200_000 + ",cat,1\n")
     with pytest.raises(ResultsFileError, match="huge.csv is not a results file"):
         read_results(target)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_names_with_carriage_returns_read_back_as_written(tmp_path, fmt):
+    """A CR inside a quoted CSV field is data, not a line end (macOS "Icon\\r" and such)."""
+    rows = [ImageResult(tmp_path / "cr\rname.jpg", (Prediction("cup", 0.5, 968),))]
+    path = write_results(tmp_path / f"out.{fmt}", rows, fmt)
+    assert [r.path for r in read_results(path)] == [tmp_path / "cr\rname.jpg"]

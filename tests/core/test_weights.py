@@ -523,3 +523,11 @@ def test_mirror_without_scheme_or_with_a_broken_host_is_a_sentence(tiny_data, mi
     with pytest.raises(WeightsError, match="not a download address"):
         run_to_end(weights.download(spec, mirror=mirror))
     assert _cache_listing() == []
+
+
+def test_a_torch_hub_folder_that_cannot_be_looked_into_is_passed_over(monkeypatch, tmp_path):
+    """TORCH_HOME unreadable (here: a name too long to look up) costs only its cache."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / ("t" * 300)))
+    lite0, b0 = get_spec("lite0"), get_spec("b0")
+    assert weights.cached_path(lite0) == lite0.bundled_weights() is not None
+    assert weights.cached_path(b0) is None and weights.damaged_file(b0) is None

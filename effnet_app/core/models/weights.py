@@ -57,7 +57,7 @@ def _candidates(spec) -> list[Path]:
     if not name:
         return []
     found = (weights_dir() / name, hub_checkpoints_dir() / name)
-    return [candidate for candidate in found if candidate.is_file()]
+    return [c for c in found if os.path.isfile(c)]  # Path.is_file raises on an unreadable hub
 
 
 def cached_path(spec) -> Path | None:

@@ -191,7 +191,9 @@ def read_results(path: str | os.PathLike) -> list[ImageResult]:
     try:
         # utf-8-sig tolerates a BOM a spreadsheet added; surrogateescape reads back file
         # names that are not UTF-8 the way atomic_write wrote them.
-        text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
+        # newline="": a CR inside a quoted name is data, left for the csv module to read.
+        with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+            text = f.read()
     except FileNotFoundError as exc:
         raise ResultsFileError(f"There is no file at {path}. Choose the file again.") from exc
     except (OSError, UnicodeDecodeError) as exc:
