@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: run test lint bench icons clean
+.PHONY: run test test-fast lint bench icons clean
 
 run: $(VENV)/.installed-run
 	$(PY) packaging/check_system_libs.py --for run
@@ -17,6 +17,10 @@ test: $(VENV)/.installed-test
 	$(PY) packaging/check_system_libs.py --for test
 	$(PY) -m ruff check effnet_app tests benchmarks packaging
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra
+
+# The quick loop while editing: everything but the tests marked slow.
+test-fast: $(VENV)/.installed-test
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra -m "not slow"
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check effnet_app tests benchmarks packaging

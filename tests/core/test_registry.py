@@ -94,3 +94,27 @@ def test_fetch_without_a_file_or_network_is_a_sentence(monkeypatch, tmp_path):
     with pytest.raises(WeightsError) as caught:
         run_to_end(registry.fetch_weights(spec, mirror="http://127.0.0.1:9"))
     assert spec.name in caught.value.sentence
+
+
+def _tiny_bundle(name: str):
+    import torch
+
+    from effnet_app.core.models import bundle, zoo
+
+    preprocess = zoo.get_spec("lite0").preprocess
+    state = {"w": torch.zeros(1)}  # resolving reads the manifest only
+    return bundle.save_bundle(name, state, base="lite0", classes=["a", "b"], preprocess=preprocess)
+
+
+def test_a_zoo_key_wins_over_a_bundle_of_the_same_name_which_user_reaches():
+    _tiny_bundle("b0")
+    assert registry.resolve("b0").family == "efficientnet"
+    assert registry.resolve("user:b0").family == "trained"
+    assert [s.key for s in registry.list_models()][-1] == "user:b0"
+
+
+def test_a_path_that_does_not_exist_is_a_sentence(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        registry.resolve(str(tmp_path / "nothing"))
+    with pytest.raises(ModelError, match="no trained model"):
+        registry.resolve("user:nothing")

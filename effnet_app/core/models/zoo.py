@@ -98,6 +98,10 @@ class ModelSpec:
     weights_package: str | None = None  # import name of a package that ships the file
     weights_package_file: str | None = None  # file name inside <package>/models/
     builder: Callable[..., object] | None = field(default=None, compare=False, repr=False)
+    # Trained bundles only (the defaults leave pretrained variants as they are):
+    temperature: float = 1.0  # logits are divided by this before softmax
+    unknown_threshold: float | None = None  # top-1 probability below this -> "not sure"
+    bundle_path: Path | None = None  # the bundle's folder
 
     @property
     def resolution(self) -> int:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..devices import DeviceChoice, list_devices
+from ..errors import AppError
 from ..jobs import NEVER, CancelToken, Progress
-from ..models import registry
+from ..models import bundle, registry, zoo
 from ..models.registry import ModelSpec
 
 
@@ -66,9 +67,33 @@ def model_info(spec: ModelSpec) -> ModelInfo:
         available=bundled or registry.weights_path(spec) is not None,
         bundled=bundled,
         file_size_mb=spec.file_size_mb,
-        about=spec.describe_scaling(),
+        about=_about(spec),
         phi=spec.phi,
     )
+
+
+def _about(spec: ModelSpec) -> str:
+    """A trained model tells its classes and metrics; a pretrained one its scaling."""
+    if spec.bundle_path is None:
+        return spec.describe_scaling()
+    try:
+        found = bundle.read_bundle(spec.bundle_path)
+    except AppError as exc:
+        return f"{spec.name}: {exc}"
+    lines = [
+        f"{found.name}: a model trained on {zoo.get_spec(found.base).name} that tells apart "
+        f"{len(found.classes)} classes: {', '.join(found.classes)}."
+    ]
+    accuracy, baseline = found.metrics.get("accuracy"), found.metrics.get("baseline")
+    if isinstance(accuracy, int | float):
+        lines.append(f"Validation accuracy {accuracy * 100:.1f} %.")
+    if isinstance(baseline, int | float):
+        lines.append(f"Always guessing the biggest class would score {baseline * 100:.1f} %.")
+    if found.unknown_threshold is not None:
+        lines.append(f'Below {found.unknown_threshold * 100:.0f} % a prediction is "not sure".')
+    if found.created:
+        lines.append(f"Saved {found.created}.")
+    return "\n".join(lines)
 
 
 def load_catalog(cancel: CancelToken = NEVER):

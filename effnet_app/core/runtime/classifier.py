@@ -39,6 +39,7 @@ class ImageResult:
     path: Path
     predictions: tuple[Prediction, ...] = ()
     problem: str | None = None
+    unsure: bool = False  # top-1 below the trained model's unknown threshold: "not sure"
 
     @property
     def top1(self) -> Prediction | None:
@@ -132,11 +133,18 @@ class Classifier:
 
         ok = [(p, t) for p, t in pending if not isinstance(t, ImageProblem)]
         ranked: dict[Path, tuple[Prediction, ...]] = {}
+        unsure: set[Path] = set()
         if ok:
             logits = as_torch(self.backend.run(torch.stack([t for _, t in ok]), state))
             with torch.inference_mode():
-                probs = torch.softmax(logits.float(), dim=1)
+                logits = logits.float()
+                if self.spec.temperature != 1.0:  # calibrated trained models only
+                    logits = logits / self.spec.temperature
+                probs = torch.softmax(logits, dim=1)
                 values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
+            if self.spec.unknown_threshold is not None:
+                low = probs.max(dim=1).values < self.spec.unknown_threshold
+                unsure = {path for (path, _), flag in zip(ok, low.tolist(), strict=True) if flag}
             for (path, _), vals, idxs in zip(ok, values.tolist(), indices.tolist(), strict=True):
                 ranked[path] = tuple(
                     Prediction(self.spec.categories[i], float(v), int(i))
@@ -145,7 +153,7 @@ class Classifier:
         return [
             ImageResult(path, problem=t.reason)
             if isinstance(t, ImageProblem)
-            else ImageResult(path, ranked[path])
+            else ImageResult(path, ranked[path], unsure=path in unsure)
             for path, t in pending
         ]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..devices import resolve_device
 from ..errors import ModelError
 from ..jobs import NEVER, CancelToken
-from ..models import weights
+from ..models import registry
 from ..models.zoo import ModelSpec
 from .backend import Backend, RunState, as_torch
 
@@ -79,7 +79,7 @@ class TorchBackend(Backend):
             return
         import torch
 
-        model = weights.load_model(self.spec, self.weights_path, cancel).eval()
+        model = registry.load_network(self.spec, self.weights_path, cancel).eval()
         cancel.raise_if_cancelled()
         self.model = fold_batch_norms(model).to(self.device, memory_format=torch.channels_last)
 
