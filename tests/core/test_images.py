@@ -452,6 +452,16 @@ def test_expand_survives_a_symlink_loop(tree):
     assert len({p.name for p in result}) == 6
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_broken_image_link_in_a_folder_is_a_row(tree):
+    os.symlink(tree / "gone.jpg", tree / "sub" / "zz-dangling.jpg")
+    result = expand_paths([tree])
+    problems = [r for r in result if isinstance(r, ImageProblem)]
+    assert [p.path.name for p in problems] == ["zz-dangling.jpg"]
+    assert "broken link" in problems[0].reason
+    assert len(result) == 6 + 1  # every other file is still found
+
+
 def test_expand_stops_when_cancelled(tree):
     token = CancelToken()
     token.cancel()

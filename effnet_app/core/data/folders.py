@@ -65,6 +65,10 @@ def _walk(folder: Path, visited: set[tuple[int, int]], cancel: CancelToken) -> I
             yield from _walk(child, visited, cancel)
         elif is_image_path(entry.name) and _is_file(entry):
             yield child
+        elif is_image_path(entry.name) and entry.is_symlink():
+            # A link whose target is gone is still a file the user sees in the folder:
+            # a row that says why, never a silent gap.
+            yield ImageProblem(child, "broken link (the file it points to is missing)")
 
 
 def _why(exc: OSError) -> str:
