@@ -142,11 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     from .main_window import MainWindow
     from .workers import stop_all
 
+    shown: list[QWidget] = []
+    # Queued before the window exists, so it runs on the event loop's first turn ahead of
+    # the window's own first jobs (the model list, which imports torch on a worker).
+    QTimer.singleShot(0, lambda: _announce_shown(shown[0], started))
     window = MainWindow()
     hook = ExceptionHook(lambda: window).install()
     timer = _install_signal_handlers(app)
     window.show()
-    QTimer.singleShot(0, lambda: _announce_shown(window, started))
+    shown.append(window)
     files = [a for a in argv if not a.startswith("-")]
     if files:
         QTimer.singleShot(0, lambda: window.receive_paths(files))
