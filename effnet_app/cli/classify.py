@@ -106,7 +106,8 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         require_stdout()
     classifier = _prepare_classifier(args)
     top_k = min(args.top_k, classifier.spec.num_classes)
-    output = ResultsOutput(args.format, top_k, args.output, args.paths)
+    unsure = classifier.spec.unknown_threshold is not None
+    output = ResultsOutput(args.format, top_k, args.output, args.paths, unsure)
     tally = _run(classifier, args.paths, args, output)
     if not tally.classified + tally.problems:
         say("effnet-app: no images found in the given paths")
@@ -122,7 +123,9 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 def add_commands(sub) -> None:
     p = sub.add_parser("classify", help="classify images and folders")
     p.add_argument("paths", nargs="+", help="image files and folders (searched recursively)")
-    p.add_argument("--model", default="lite0", help="lite0 (default, offline), b0..b7")
+    p.add_argument(
+        "--model", default="lite0", help="lite0 (default, offline), b0..b7, or a trained model"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")

@@ -1,11 +1,12 @@
-"""Subcommands about models and their weights: paths, models, download, import-weights."""
+"""Subcommands about models: paths, models, download, import-weights, delete-model, rename-model."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .common import EXIT_OK, say, table_text, write_stdout
+from ..core.errors import AppError
+from .common import EXIT_OK, EXIT_USAGE, say, table_text, write_stdout
 from .progress import run_job
 
 
@@ -32,6 +33,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     rows = [("model", "name", "input", "params", "GFLOPS", "top-1", "weights")]
     for spec in registry.list_models():
+        if spec.family == "trained":
+            continue
         rows.append(
             (
                 spec.key,
@@ -44,6 +47,63 @@ def _cmd_models(args: argparse.Namespace) -> int:
             )
         )
     write_stdout(table_text(rows))
+    trained = trained_table()
+    if trained:
+        write_stdout("\ntrained models\n" + trained)
+    return EXIT_OK
+
+
+def trained_table() -> str:
+    """The trained bundles as a table (name, base, classes, accuracy, date), or ""."""
+    from ..core.models import bundle
+
+    rows = [("name", "base", "classes", "accuracy", "created")]
+    for b in bundle.list_bundles():
+        accuracy = (b.metrics or {}).get("accuracy")
+        rows.append(
+            (
+                b.name,
+                b.base,
+                len(b.classes),
+                "-" if accuracy is None else f"{accuracy:.1%}",
+                b.created[:10] or "-",
+            )
+        )
+    return table_text(rows) if len(rows) > 1 else ""
+
+
+def _confirmed(name: str, yes: bool) -> bool:
+    """--yes, or a "y" typed on a terminal; without a terminal, refused with a sentence."""
+    import sys
+
+    if yes:
+        return True
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise AppError(f'Deleting "{name}" needs confirmation: add --yes to delete it.')
+    try:
+        answer = input(f'Delete the trained model "{name}"? It cannot be undone. [y/N] ')
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _cmd_delete_model(args: argparse.Namespace) -> int:
+    from ..core.models import bundle
+
+    found = bundle.find_bundle(args.name)
+    if not _confirmed(found.name, args.yes):
+        say("effnet-app: nothing deleted")
+        return EXIT_USAGE
+    bundle.delete_bundle(found.path)
+    write_stdout(f"deleted {found.name} ({found.path})\n")
+    return EXIT_OK
+
+
+def _cmd_rename_model(args: argparse.Namespace) -> int:
+    from ..core.models import bundle
+
+    renamed = bundle.rename_bundle(args.old, args.new)
+    write_stdout(f"renamed {args.old} to {renamed.name} ({renamed.path})\n")
     return EXIT_OK
 
 
@@ -87,7 +147,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("paths", help="show versions and the folders the app uses")
     p.set_defaults(func=_cmd_paths)
 
-    p = sub.add_parser("models", help="list the models, their figures and whether weights are here")
+    p = sub.add_parser(
+        "models", help="list the models (and your trained ones) and whether weights are here"
+    )
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("download", help="download a model's pretrained weights")
@@ -103,3 +165,13 @@ def add_commands(sub) -> None:
     p.add_argument("model")
     p.add_argument("file")
     p.set_defaults(func=_cmd_import_weights)
+
+    p = sub.add_parser("delete-model", help="delete a trained model")
+    p.add_argument("name")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=_cmd_delete_model)
+
+    p = sub.add_parser("rename-model", help="give a trained model a new name")
+    p.add_argument("old")
+    p.add_argument("new")
+    p.set_defaults(func=_cmd_rename_model)

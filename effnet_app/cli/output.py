@@ -18,6 +18,7 @@ from ..core.errors import AppError
 from .common import OutputError, flush_stdout, table_text, write_stdout
 
 TABLE_HEADER = ("file", "top-1", "confidence", "also")
+NOT_SURE = "not sure"  # the table's top-1 for a row below the model's unknown threshold
 
 
 class _Stdout:
@@ -71,6 +72,9 @@ def table_row(result) -> tuple[str, str, str, str]:
     if result.problem:
         return (str(result.path), "PROBLEM: " + result.problem, "", "")
     top, rest = result.predictions[0], result.predictions[1:]
+    if getattr(result, "unsure", False):  # below a trained model's threshold: its candidates
+        also = ", ".join(f"{p.label} {p.probability:.0%}" for p in result.predictions[:3])
+        return (str(result.path), NOT_SURE, f"{top.probability:.1%}", also)
     also = ", ".join(f"{p.label} {p.probability:.0%}" for p in rest[:2])
     return (str(result.path), top.label, f"{top.probability:.1%}", also)
 
@@ -98,13 +102,51 @@ def refuse_inputs(path: str | os.PathLike, given) -> None:
             )
 
 
+class UnsureRows:
+    """CSV and JSON rows with an ``unsure`` column (true/false) or key, after the others.
+
+    Only for models with an unknown threshold (trained ones), so zoo output is unchanged:
+    ``label_1`` stays the most likely class; ``unsure`` says the model calls it "not sure".
+    """
+
+    def __init__(self, writer) -> None:
+        self.writer = writer
+
+    def start(self) -> str:
+        text = self.writer.start()
+        return text[: -len(_EOL)] + ",unsure" + _EOL if text else text
+
+    def row(self, result) -> str:
+        import json
+        import textwrap
+
+        text = self.writer.row(result)
+        flag = bool(getattr(result, "unsure", False))
+        if self.writer.fmt == "csv":
+            return text[: -len(_EOL)] + ("," + ("true" if flag else "false")) + _EOL
+        head = text[:2]  # "[\n" or ",\n"
+        fields = json.loads(text[2:])
+        fields["unsure"] = flag
+        return head + textwrap.indent(json.dumps(fields, indent=2), "  ")
+
+    def end(self) -> str:
+        return self.writer.end()
+
+
+_EOL = "\r\n"  # what csv.writer ends each line with
+
+
 class ResultsOutput:
     """Rows of one run in one format (table, csv or json) on their way to a destination."""
 
-    def __init__(self, fmt: str, top_k: int, path: str | os.PathLike | None, given) -> None:
+    def __init__(
+        self, fmt: str, top_k: int, path: str | os.PathLike | None, given, unsure: bool = False
+    ) -> None:
         from ..core.runtime.results_io import RowWriter
 
         self.writer = None if fmt == "table" else RowWriter(fmt, top_k)
+        if self.writer is not None and unsure:
+            self.writer = UnsureRows(self.writer)
         self.table: list[tuple[str, ...]] = [TABLE_HEADER]
         self.written = 0  # rows that reached the destination
         self._started = self._failed = False

@@ -62,8 +62,12 @@ def progress_bar(quiet: bool) -> ProgressBar | None:
     return ProgressBar()
 
 
-def run_job(job, quiet: bool = False):
-    """Run a job to its end with a bar for its Progress events; returns its result."""
+def run_job(job, quiet: bool = False, describe=None):
+    """Run a job to its end with a bar for its Progress events; returns its result.
+
+    ``describe(event)`` gives the line (or None) said for an event without a Progress,
+    such as training's phases and epochs; nothing is said when quiet.
+    """
     from ..core.jobs import Progress
 
     bar = progress_bar(quiet)
@@ -74,8 +78,11 @@ def run_job(job, quiet: bool = False):
             except StopIteration as stop:
                 return stop.value
             progress = getattr(event, "progress", event)
-            if bar and isinstance(progress, Progress):
-                bar.update(progress)
+            if isinstance(progress, Progress):
+                if bar:
+                    bar.update(progress)
+            elif bar and describe and (line := describe(event)):
+                bar.say(line)
     finally:
         job.close()
         if bar:
