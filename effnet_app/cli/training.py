@@ -219,8 +219,20 @@ def add_commands(sub) -> None:
     p = sub.add_parser("train", help="teach a model your own classes from a labelled folder")
     p.add_argument("data", help="a folder of class folders, train/ and val/, or a CSV")
     p.add_argument("--model", default="lite0", help="the base model: lite0 (default), b0..b7")
-    p.add_argument("--mode", choices=("head", "finetune"), default="head")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument(
+        "--mode",
+        choices=("head", "finetune"),
+        default="head",
+        help="head: a new last layer on cached features (quick, the default); finetune: "
+        "then the last stages too, kept only if that beats the head on validation",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=10,
+        help="fine-tuning epochs at most (early stopping may end sooner); the head in "
+        "head mode is solved to convergence, so it does not count there",
+    )
     p.add_argument("--out", help="the trained model's name (default: from the classes)")
     p.add_argument("--replace", action="store_true", help="replace a model of that name")
     p.add_argument("--val", type=float, default=0.2, help="fraction kept for validation")

@@ -368,3 +368,21 @@ def test_a_kill_during_saves_leaves_the_old_bundle_or_none(lite_state, tmp_path)
         assert bundle.load_state_dict(found).keys() == lite_state.keys()
         assert _visible(folder) == ["pets"]
     assert interrupted  # at least one kill landed in the middle of writing
+
+
+def test_a_session_loads_a_model_saved_again_under_its_name_afresh(lite_state):
+    from effnet_app.core.runtime.session import Session
+
+    _save(lite_state, "pets")
+    session = Session()
+    first = session.classifier("pets", "cpu")
+    assert session.classifier("user:pets", "cpu") is first  # unchanged: the same one
+    changed = dict(lite_state)
+    changed["classifier.1.bias"] = lite_state["classifier.1.bias"] + 1.0
+    _save(changed, "pets", replace=True)
+    second = session.classifier("pets", "cpu")
+    assert second is not first
+    assert second.weights_path == first.weights_path  # same place, new file
+    bundle.delete_bundle("pets")
+    with pytest.raises(ModelError, match="no model called"):
+        session.classifier("pets", "cpu")

@@ -1,12 +1,15 @@
 """The loaded models of one app session, shared by classification and explanations.
 
 Loading a network takes seconds, so a ``Session`` keeps the most recently used ones
-(per model and device) and hands the same ``Classifier`` to every job that asks.
+(per model, device and weights file) and hands the same ``Classifier`` to every job
+that asks; a model whose file was replaced since (trained again under the same name)
+is loaded again.
 Safe to call from several worker threads.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 
@@ -23,7 +26,7 @@ KEEP_LOADED = 2  # models kept in memory; a B7 alone is ~270 MB
 class Session:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._classifiers: OrderedDict[tuple[str, str], Classifier] = OrderedDict()
+        self._classifiers: OrderedDict[tuple, Classifier] = OrderedDict()
 
     def spec(self, key: str) -> ModelSpec:
         return registry.resolve(key)
@@ -39,14 +42,17 @@ class Session:
                 f"The weights for {spec.name} are not on this computer yet. Choose the model "
                 "again to download them, or import a file you already have."
             )
+        slot = (key, resolved, _identity(path))
         with self._lock:
-            found = self._classifiers.get((key, resolved))
+            found = self._classifiers.get(slot)
             if found is None:
+                for stale in [s for s in self._classifiers if s[:2] == slot[:2]]:
+                    del self._classifiers[stale]  # its file was replaced: a retrained model
                 found = Classifier(spec, resolved, weights_path=path)
-                self._classifiers[(key, resolved)] = found
+                self._classifiers[slot] = found
                 while len(self._classifiers) > KEEP_LOADED:
                     self._classifiers.popitem(last=False)
-            self._classifiers.move_to_end((key, resolved))
+            self._classifiers.move_to_end(slot)
             return found
 
     def classify(self, key: str, device: str, paths, top_k: int = 5, cancel: CancelToken = NEVER):
@@ -62,6 +68,15 @@ class Session:
         if not classifier.loaded:
             yield from classifier.load(cancel)
         return (yield from explain_job(classifier, path, class_index, cancel))
+
+
+def _identity(path) -> tuple:
+    """Which file a loaded model came from: a model saved again under its name is new."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return (str(path),)
+    return (os.path.realpath(path), info.st_size, info.st_mtime_ns, info.st_ino)
 
 
 def download(key: str, mirror: str | None = None, cancel: CancelToken = NEVER):
