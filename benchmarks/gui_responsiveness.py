@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 
-from _common import WORK, make_jpegs
+from _common import WORK, StallMeter, make_jpegs
 
 
 def main() -> None:
@@ -29,7 +27,7 @@ def main() -> None:
     folder = WORK / f"gui_{args.count}"
     make_jpegs(folder, args.count, (640, 480))
 
-    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtCore import QEventLoop
 
     from effnet_app.gui.app import create_application
     from effnet_app.gui.main_window import MainWindow
@@ -41,41 +39,18 @@ def main() -> None:
     window.catalog_loaded.connect(wait.quit)
     wait.exec()
 
-    gaps: list[float] = []
-    last = [time.perf_counter()]
-    interval_ms = 5
-
-    when: list[float] = []
-
-    def tick() -> None:
-        now = time.perf_counter()
-        gaps.append((now - last[0]) * 1000 - interval_ms)
-        when.append(now - start)
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(interval_ms)
-    timer.timeout.connect(tick)
+    meter = StallMeter()
     done = QEventLoop()
     window.controller.run_finished.connect(lambda _n: done.quit())
     window.controller.run_failed.connect(lambda exc: (print("failed:", exc), done.quit()))
-    start = time.perf_counter()
-    last[0] = start
-    timer.start()
+    meter.start()
     window.receive_paths([str(folder)])
     done.exec()
-    elapsed = time.perf_counter() - start
-    timer.stop()
+    elapsed = meter.stop()
     classified = window.results.count()
-    worst = max(gaps)
-    print(f"platform: {app.platformName()}, images: {classified}, ticks: {len(gaps)}")
+    print(f"platform: {app.platformName()}, images: {classified}")
     print(f"throughput (incl. model load)  : {classified / elapsed:6.1f} images/s")
-    print(f"event-loop stall, median       : {statistics.median(gaps):6.1f} ms")
-    print(f"event-loop stall, 99th pct     : {sorted(gaps)[int(0.99 * (len(gaps) - 1))]:6.1f} ms")
-    print(f"event-loop stall, longest      : {worst:6.1f} ms (goal <= 100 ms)")
-    top = sorted(zip(gaps, when, strict=True), reverse=True)[:3]
-    print("longest stalls at: " + ", ".join(f"{g:.0f} ms at {t:.2f} s" for g, t in top))
-    print("PASS" if worst <= 100 else "FAIL")
+    print(meter.report())
     window.close()
 
 

@@ -74,3 +74,21 @@ def pytest_unconfigure(config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_exit_status)
+
+
+@pytest.fixture(scope="module")
+def lite_state() -> dict:
+    """Lite0's real backbone with a new, seeded head for 3 classes (cat, dog, other): the
+    state dict of a trained bundle, without training one."""
+    import torch
+
+    from effnet_app.core.models import weights, zoo
+
+    spec = zoo.get_spec("lite0")
+    backbone = {
+        k: v for k, v in weights.load_model(spec).state_dict().items() if "classifier" not in k
+    }
+    torch.manual_seed(0)
+    model = spec.build(num_classes=3)
+    model.load_state_dict(backbone, strict=False)
+    return {k: v.clone() for k, v in model.state_dict().items()}

@@ -154,24 +154,6 @@ def _event_line(event) -> str | None:
     return None
 
 
-def _save(args, name, result, spec, config, dataset):
-    from ..core.models import bundle
-
-    return bundle.save_bundle(
-        name,
-        result.state_dict,
-        base=spec.key,
-        classes=result.classes,
-        preprocess=spec.preprocess,
-        temperature=result.temperature,
-        unknown_threshold=result.unknown_threshold,
-        metrics=result.summary(),
-        training=config.to_dict(),
-        dataset=dataset.summary(),
-        replace=args.replace,
-    )
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from ..core import training
     from ..core.models import bundle, zoo
@@ -185,7 +167,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     name = args.out or bundle.default_name(dataset.classes, spec.key)
     result = run_job(training.train(config, dataset), args.quiet, _event_line)
     write_stdout(train_report(result))
-    saved = _save(args, name, result, spec, config, dataset)
+    saved = training.save_result(result, name, dataset, replace=args.replace)
     write_stdout(
         f"\nsaved as {saved.name} in {saved.path}\n"
         f"use it: effnet-app classify PHOTOS --model {saved.name}\n"

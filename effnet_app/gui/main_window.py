@@ -4,7 +4,8 @@ Each job has its controller (classify, sort, paste, weights, catalog) that owns 
 Worker; this module builds the widgets, connects the menus' actions and the controllers'
 signals to the views, and keeps the user's choices in the settings. Choosing models and
 devices lives in ``model_choice.py``, the output side (export, sort, clear) in
-``output_actions.py``; both are parts of this one window.
+``output_actions.py``, training and managing the user's own models in
+``trained_models.py``; all are parts of this one window.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .model_choice import ModelChoice, device_setting
 from .output_actions import OutputActions
 from .settings import app_settings
 from .theme import THEMES, apply_theme
+from .trained_models import TrainedModels
 from .widgets.about_model import AboutModelPanel
 from .widgets.drop_area import EmptyState
 from .widgets.drop_overlay import DropOverlay, paths_from_mime
@@ -62,7 +64,7 @@ def _top_k_setting(value) -> int:
         return 5
 
 
-class MainWindow(ModelChoice, OutputActions, QMainWindow):
+class MainWindow(ModelChoice, OutputActions, TrainedModels, QMainWindow):
     paths_received = Signal(object)  # list[str]: files and folders, from any way in
     catalog_loaded = Signal(object)
 
@@ -81,6 +83,7 @@ class MainWindow(ModelChoice, OutputActions, QMainWindow):
         self.paster = PasteController(paths.data_dir() / "pasted", self)
         self.weights = WeightsController(self)
         self.catalog_controller = CatalogController(self)
+        self._init_trained_models()
         self._build_widgets()
         theme = str(self.settings.value("theme", "system"))
         self.menu_actions = menus.MenuActions(self, THEMES, theme)
@@ -90,7 +93,7 @@ class MainWindow(ModelChoice, OutputActions, QMainWindow):
         self._connect_controllers()
         self._restore_layout()
         apply_theme(theme)
-        QTimer.singleShot(0, self.catalog_controller.load)  # after the window is on screen
+        QTimer.singleShot(0, self.reload_catalog)  # after the window is on screen
 
     # ------------------------------------------------------------------ layout
 
@@ -134,6 +137,7 @@ class MainWindow(ModelChoice, OutputActions, QMainWindow):
     def _connect_views(self) -> None:
         self.empty_state.open_images_requested.connect(self.open_images)
         self.empty_state.open_folder_requested.connect(self.open_folder)
+        self.empty_state.train_requested.connect(self.open_training_wizard)
         self.model_picker.model_chosen.connect(self._on_model_picker_model_chosen)
         self.device_picker.device_chosen.connect(self.choose_device)
         self.run_status.cancel_requested.connect(self.cancel_run)
@@ -151,6 +155,8 @@ class MainWindow(ModelChoice, OutputActions, QMainWindow):
             (a.cancel, self.cancel_run),
             (a.again, self.classify_again),
             (a.clear, self.clear_results),
+            (a.train_model, self.open_training_wizard),
+            (a.manage_models, self.manage_models),
             (a.about_model, lambda: self.side_tabs.setCurrentWidget(self.about_model)),
             (a.import_weights, lambda: self.import_weights(self.model_key)),
             (a.mirror, self.set_mirror),
@@ -352,6 +358,10 @@ class MainWindow(ModelChoice, OutputActions, QMainWindow):
                 widget.restoreState(state)
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        confirm = getattr(getattr(self, "wizard", None), "confirm_close", None)
+        if confirm is not None and not confirm():
+            event.ignore()  # the user keeps the training that is running
+            return
         self.controller.cancel()
         self.sorter.cancel()
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -52,6 +52,12 @@ class MenuActions:
         self.clear = _action(parent, "C&lear results", "Ctrl+L")
 
     def _model(self, parent: QWidget) -> None:
+        self.train_model = _action(
+            parent, "&Train a new model…", "Ctrl+T", "Teach a model your own classes"
+        )
+        self.manage_models = _action(
+            parent, "Ma&nage trained models…", "", "Rename, delete or import trained models"
+        )
         self.about_model = _action(parent, "&About this model", "F2")
         self.import_weights = _action(parent, "&Import weights file…", "Ctrl+I")
         self.mirror = _action(parent, "Download &mirror…", "Ctrl+Shift+M")
@@ -91,7 +97,12 @@ def build_menus(bar: QMenuBar, a: MenuActions) -> None:
         (a.quit,),
     )
     _menu(bar, "&Classify", (a.cancel, a.again, a.clear))
-    _menu(bar, "&Model", (a.about_model, a.import_weights, a.mirror))
+    _menu(
+        bar,
+        "&Model",
+        (a.train_model, a.manage_models),
+        (a.about_model, a.import_weights, a.mirror),
+    )
     view = _menu(bar, "&View")
     view.addMenu("&Theme").addActions(list(a.themes.values()))
     _menu(bar, "&Help", (a.about, a.log))

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..core.devices import resolve_device
 from ..core.errors import AppError
 from ..core.models import zoo
+from ..core.models.bundle import KEY_PREFIX
 from ..core.models.weights import MIRROR_ENV
 from .widgets.download_dialog import DownloadDialog, ask_mirror, ask_weights_file
 
@@ -32,7 +33,7 @@ class ModelChoice:
 
     def _connect_model_controllers(self) -> None:
         self.catalog_controller.catalog_loaded.connect(self._on_catalog_controller_catalog_loaded)
-        self.catalog_controller.catalog_failed.connect(self.show_problem)
+        self.catalog_controller.catalog_failed.connect(self._on_catalog_controller_catalog_failed)
         w = self.weights
         w.import_started.connect(self._on_weights_import_started)
         w.import_finished.connect(self._on_weights_import_finished)
@@ -52,8 +53,11 @@ class ModelChoice:
     # ------------------------------------------------------------------ the catalog
 
     def _on_catalog_controller_catalog_loaded(self, catalog) -> None:
+        if self._catalog_superseded():  # TrainedModels: a newer list is on its way
+            return
         self.catalog = catalog
         if catalog.model(self.model_key) is None:
+            self._model_gone(self.model_key)
             self.model_key = zoo.DEFAULT_MODEL
         self.model_picker.set_catalog(catalog, self.model_key)
         if self.device == "cuda" and any(d.key == "cuda:0" for d in catalog.devices):
@@ -61,7 +65,22 @@ class ModelChoice:
         self.device_picker.set_devices(catalog.devices, self.device)
         self.about_model.show_model(catalog, self.model_key)
         self._warn_if_device_missing(catalog)
+        self._catalog_shown(catalog)  # TrainedModels: a model waiting to be chosen
         self.catalog_loaded.emit(catalog)
+
+    def _model_gone(self, key: str) -> None:
+        """A trained model chosen last time was deleted or moved outside the app."""
+        if key.startswith(KEY_PREFIX):
+            default = self.catalog.model(zoo.DEFAULT_MODEL)
+            self.message_bar.show_message(
+                f"The trained model {key.removeprefix(KEY_PREFIX)} is no longer in the models "
+                f"folder; {default.name if default else zoo.DEFAULT_MODEL} classifies instead.",
+                "info",
+            )
+
+    def _on_catalog_controller_catalog_failed(self, exc: BaseException) -> None:
+        self._catalog_failed()
+        self.show_problem(exc)
 
     def _warn_if_device_missing(self, catalog) -> None:
         choice = next((d for d in catalog.devices if d.key == self.device), None)

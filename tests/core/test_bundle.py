@@ -28,19 +28,6 @@ from effnet_app.core.runtime.classifier import Classifier, classify_all
 CLASSES = ("cat", "dog", "other")
 
 
-@pytest.fixture(scope="module")
-def lite_state() -> dict:
-    """Lite0's real backbone with a new, seeded 3-class head."""
-    spec = zoo.get_spec("lite0")
-    backbone = {
-        k: v for k, v in weights.load_model(spec).state_dict().items() if "classifier" not in k
-    }
-    torch.manual_seed(0)
-    model = spec.build(num_classes=len(CLASSES))
-    model.load_state_dict(backbone, strict=False)
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
 def _save(state, name="pets", **kw) -> bundle.Bundle:
     kw.setdefault("classes", CLASSES)
     kw.setdefault("preprocess", zoo.get_spec("lite0").preprocess)

@@ -31,6 +31,7 @@ from .dataset_checks import DataCheck, Split, near_duplicate_groups, split  # no
 from .folders import Found, _is_hidden, expand_paths, natural_key
 from .images import ImageProblem, is_image_path
 from .pipeline import DecodePipeline
+from .subset import without  # noqa: F401 (re-exported: the dataset after edits)
 
 READ_THREADS = 3  # reading is mostly I/O and hashing (GIL released); decoding is a draft
 SCAN_TARGET = 64  # draft-decode to this shorter side when no model input size is given

@@ -5,12 +5,12 @@ the manifest holds the rest and the weights' SHA-256, so a copied folder works o
 anywhere. Saves write ``.NAME.<uuid>.part`` beside the target, sync and rename it into
 place; a replaced bundle waits as ``.old`` and comes back on failure; deletes go through
 ``.del``. Hidden folders are never listed; ``clean_stale`` tidies what a kill left.
+``import_bundle`` and ``trained_spec`` live in ``bundle_io`` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
@@ -29,6 +29,7 @@ from ... import __version__
 from .. import fsutil, paths
 from ..errors import AppError, ModelError
 from . import zoo
+from .bundle_io import import_bundle, trained_spec  # noqa: F401 (import_bundle: re-exported)
 from .zoo import ModelSpec, Preprocess
 
 log = logging.getLogger(__name__)
@@ -64,19 +65,13 @@ class Bundle:
 
     def spec(self) -> ModelSpec:
         """The bundle as a model the registry, classifier and catalog can run."""
-        base = zoo.get_spec(self.base)
-        n = len(self.classes)
-        head = base.feature_dim + 1  # weights and bias per class
-        file = self.path / WEIGHTS
-        size_mb = file.stat().st_size / 1e6 if file.is_file() else None
-        return ModelSpec(
-            key=self.key, name=self.name, family="trained", preprocess=self.preprocess,
-            categories=self.classes, params=base.params + (n - base.num_classes) * head,
-            gflops=base.gflops, file_size_mb=size_mb, top1=None, top5=None,
-            width_mult=base.width_mult, depth_mult=base.depth_mult, dropout=base.dropout,
-            feature_dim=base.feature_dim, temperature=self.temperature,
-            unknown_threshold=self.unknown_threshold, bundle_path=self.path,
-            builder=functools.partial(base.builder, num_classes=n) if base.builder else None,
+        try:  # a folder renamed or deleted meanwhile (by another window) has no size
+            size_mb = (self.path / WEIGHTS).stat().st_size / 1e6
+        except OSError:
+            size_mb = None
+        return trained_spec(
+            self.base, self.classes, self.preprocess, self.temperature, self.unknown_threshold,
+            key=self.key, name=self.name, bundle_path=self.path, file_size_mb=size_mb,
         )  # fmt: skip
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QStandardItemModel
+from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QWidget
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
+TRAINED_HEADER = "Your trained models"
 
 
 class ModelPicker(QComboBox):
-    """Lite0 first, then B0-B7; each entry shows size, accuracy and whether it is here."""
+    """Lite0 first, then B0-B7; each entry shows size, accuracy and whether it is here.
+    The user's trained models follow under a header that cannot be chosen."""
 
     model_chosen = Signal(str)  # by the user, not by code
 
@@ -27,12 +29,44 @@ class ModelPicker(QComboBox):
         self.catalog = catalog
         self.blockSignals(True)
         self.clear()
-        for info in catalog.models:
-            self.addItem(f"{info.name}  —  {info.summary}", info.key)
-            self.setItemData(self.count() - 1, info.about, Qt.ItemDataRole.ToolTipRole)
+        for info in catalog.pretrained:
+            self._add_model(info)
+        if catalog.trained:
+            self.insertSeparator(self.count())
+            self._add_header(TRAINED_HEADER)
+            for info in catalog.trained:
+                self._add_model(info)
         self.blockSignals(False)
         self.setEnabled(True)
         self.select(selected)
+
+    def _add_model(self, info) -> None:
+        self.addItem(f"{info.name}  —  {info.summary}", info.key)
+        self.setItemData(self.count() - 1, info.about, Qt.ItemDataRole.ToolTipRole)
+
+    def _add_header(self, text: str) -> None:
+        """A bold, greyed row that keyboard, wheel and clicks all pass over."""
+        item = QStandardItem(text)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        font = item.font()
+        font.setBold(True)
+        item.setFont(font)
+        model = self.model()
+        assert isinstance(model, QStandardItemModel)
+        model.appendRow(item)
+
+    def headers(self) -> list[str]:
+        """The texts of the rows that are not models (for tests and screenshots)."""
+        return [
+            self.itemText(i)
+            for i in range(self.count())
+            if self.itemData(i, KEY_ROLE) is None and self.itemText(i)
+        ]
+
+    def is_selectable_at(self, index: int) -> bool:
+        model = self.model()
+        flags = model.flags(model.index(index, 0))
+        return bool(flags & Qt.ItemFlag.ItemIsEnabled and flags & Qt.ItemFlag.ItemIsSelectable)
 
     def select(self, key: str) -> None:
         index = self.findData(key, KEY_ROLE)
@@ -43,7 +77,9 @@ class ModelPicker(QComboBox):
         return self.currentData(KEY_ROLE)
 
     def _on_self_activated(self, index: int) -> None:
-        self.model_chosen.emit(self.itemData(index, KEY_ROLE))
+        key = self.itemData(index, KEY_ROLE)
+        if key is not None:  # never the header, even if a style lets it be clicked
+            self.model_chosen.emit(key)
 
 
 class DevicePicker(QComboBox):
