@@ -273,3 +273,23 @@ def test_options_are_remembered_even_a_zero(qtbot, wizard, settings):
     assert again.options_page.weight_decay.value() == 0.0
     assert again.options_page.epochs.value() == 7
     assert again.options_page.mode() == "finetune"
+
+
+def test_training_data_follows_every_edit_and_undo(tmp_path):
+    from effnet_app.core.data import dataset as datasets
+    from effnet_app.core.data.edits import DataEdits
+    from effnet_app.core.jobs import run_to_end
+    from effnet_app.gui.wizard.state import WizardState
+
+    folder = make_shapes(tmp_path / "shapes", classes=SHAPES3, per_class=4, size=32)
+    scanned = run_to_end(datasets.scan(folder))
+    state = WizardState(dataset=scanned, edits=DataEdits(scanned))
+    first, second = scanned.samples[0].path, scanned.samples[1].path
+    state.edits.exclude(first)
+    without_first = state.training_data()
+    assert state.training_data() is without_first  # asked again: the same answer
+    assert first not in {s.path for s in without_first.samples}
+    state.edits.undo()
+    state.edits.exclude(second)
+    paths = {s.path for s in state.training_data().samples}
+    assert first in paths and second not in paths

@@ -19,8 +19,20 @@ class WizardState:
     trained_excluded: tuple = ()  # the files it left out
     edits_at_run: int = 0  # how many edits there were when it started
 
+    # (scan, edits, the edits made, the dataset they give): the last answer
+    _applied: tuple = field(default=(), repr=False, compare=False)
+
     def training_data(self):
-        """The dataset to train on: the scan with the user's moves and exclusions."""
+        """The dataset to train on: the scan with the user's moves and exclusions.
+
+        Pages ask on the GUI thread, often (every model or device change), and applying
+        the edits rebuilds the whole sample list, so the answer is kept until the scan or
+        the list of edits changes.
+        """
         if self.edits is None or not self.edits.edits:
             return self.dataset
-        return self.edits.apply(self.dataset)
+        made = tuple(self.edits.edits)
+        kept = self._applied
+        if not kept or kept[0] is not self.dataset or kept[1] is not self.edits or kept[2] != made:
+            self._applied = kept = (self.dataset, self.edits, made, self.edits.apply(self.dataset))
+        return kept[3]
