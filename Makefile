@@ -44,6 +44,11 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt | $(PY)
 	$(PIP) -e '.[test]'
 	touch $@ $(VENV)/.installed-run
 
+# Every benchmark, then one table of figures and goals (long: tens of minutes on two
+# cores). `make bench BENCH_ARGS=--quick` for a shorter run, `BENCH_ARGS="--only backends"`.
+bench: $(VENV)/.installed-test
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
+
 icons: $(VENV)/.installed-test
 	QT_QPA_PLATFORM=offscreen $(PY) resources/make_icons.py
 

@@ -16,6 +16,9 @@ def app_home(tmp_path_factory, monkeypatch) -> Path:
     home = tmp_path_factory.mktemp("app_home")
     monkeypatch.setenv("EFFNET_APP_HOME", str(home))
     monkeypatch.delenv("EFFNET_APP_WEIGHTS_URL", raising=False)
+    # PyTorch unless a test asks for another engine: "auto" would export and time every
+    # model a test touches (tests/core/test_engines.py and the export tests cover it).
+    monkeypatch.setenv("EFFNET_APP_ENGINE", "torch")
     return home
 
 
@@ -92,3 +95,21 @@ def lite_state() -> dict:
     model = spec.build(num_classes=3)
     model.load_state_dict(backbone, strict=False)
     return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="session")
+def lite0_export(tmp_path_factory):
+    """Lite0 with its real ImageNet weights, exported and checked once per session.
+
+    An ``ExportInfo`` whose folder is private to the session; ``exports.install_export``
+    copies it into a test's own cache, where the app finds it.
+    """
+    from exports import make_export
+
+    from effnet_app.core.models import zoo
+
+    spec = zoo.get_spec("lite0")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EFFNET_APP_HOME", str(tmp_path_factory.mktemp("lite0_export_home")))
+        folder = tmp_path_factory.mktemp("lite0_export") / "lite0"
+        return make_export(spec, folder, weights_path=spec.bundled_weights())

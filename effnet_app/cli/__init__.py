@@ -1,9 +1,10 @@
 """The command line: the same jobs as the window, headless.
 
 Each group of subcommands is a module with ``add_commands(subparsers)``: ``models``
-(paths, models, download, import-weights, delete-model, rename-model), ``classify`` and
-``training`` (check-data, train, evaluate); add one to ``GROUPS`` and
-``python -m effnet_app`` routes its commands here, since the names come from the parser.
+(paths, models, download, import-weights, delete-model, rename-model), ``classify``,
+``training`` (check-data, train, evaluate) and ``export`` (a checked ONNX or OpenVINO
+folder); add one to ``GROUPS`` and ``python -m effnet_app`` routes its commands here,
+since the names come from the parser.
 Heavy modules (torch) are imported inside the commands, so ``--help`` is instant.
 
 Exit codes (``common.EXIT_CODES``, shown by ``--help``):
@@ -21,12 +22,13 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from . import classify, models, training
+from . import classify, export, models, training
 from .common import EXIT_CODES, EXIT_USAGE, exit_codes_text, run_command
 
 __all__ = ["EXIT_CODES", "GROUPS", "build_parser", "command_names", "main", "wants_cli"]
 
-GROUPS = (models, classify, training)  # modules with add_commands(subparsers), in --help's order
+# Modules with add_commands(subparsers), in --help's order.
+GROUPS = (models, classify, training, export)
 _GLOBAL_OPTIONS = ("-h", "--help", "-V", "--version")
 
 

@@ -31,6 +31,10 @@ class ModelError(AppError):
     """A model could not be built or loaded."""
 
 
+class ExportError(ModelError):
+    """An export that failed or disagrees with PyTorch, or an exported file that is damaged."""
+
+
 class DatasetError(AppError):
     """A labelled folder cannot be used for training."""
 

@@ -3,7 +3,8 @@
 Each job has its controller (classify, sort, paste, weights, catalog) that owns its
 Worker; this module builds the widgets, connects the menus' actions and the controllers'
 signals to the views, and keeps the user's choices in the settings. Choosing models and
-devices lives in ``model_choice.py``, the output side (export, sort, clear) in
+devices lives in ``model_choice.py``, the engine and exporting the model in
+``engine_choice.py``, the output side (export, sort, clear) in
 ``output_actions.py``, training and managing the user's own models in
 ``trained_models.py``; all are parts of this one window.
 """
@@ -39,6 +40,7 @@ from .controllers.classify import ClassifyController, ClassifyRequest
 from .controllers.paste import PasteController
 from .controllers.sort import SortController
 from .controllers.weights import WeightsController
+from .engine_choice import EngineChoice
 from .model_choice import ModelChoice, device_setting
 from .output_actions import OutputActions
 from .settings import app_settings
@@ -64,7 +66,7 @@ def _top_k_setting(value) -> int:
         return 5
 
 
-class MainWindow(ModelChoice, OutputActions, TrainedModels, QMainWindow):
+class MainWindow(ModelChoice, EngineChoice, OutputActions, TrainedModels, QMainWindow):
     paths_received = Signal(object)  # list[str]: files and folders, from any way in
     catalog_loaded = Signal(object)
 
@@ -88,6 +90,7 @@ class MainWindow(ModelChoice, OutputActions, TrainedModels, QMainWindow):
         theme = str(self.settings.value("theme", "system"))
         self.menu_actions = menus.MenuActions(self, THEMES, theme)
         menus.build_menus(self.menuBar(), self.menu_actions)
+        self._init_engine()
         self._connect_views()
         self._connect_actions()
         self._connect_controllers()
@@ -269,11 +272,13 @@ class MainWindow(ModelChoice, OutputActions, TrainedModels, QMainWindow):
     def _on_controller_run_started(self, generation: int) -> None:
         self.run_status.set_running(True)
         self.run_status.show_text("Starting…")
+        self._engine_run_started()
         self.status_label.setText(f"Classifying with {self._model_name()} on {self.device}")
 
     def _on_controller_batch_arrived(self, batch) -> None:
         self.results.append(batch.results)
         self.run_status.show_progress(batch.progress)
+        self._engine_seen(batch)
 
     def _on_controller_progressed(self, progress) -> None:
         self.run_status.show_text(progress.message)
@@ -283,8 +288,7 @@ class MainWindow(ModelChoice, OutputActions, TrainedModels, QMainWindow):
         problems = self.results.problem_count()
         self.run_status.show_text("")
         self.status_label.setText(
-            f"{done - problems} classified, {problems} with problems "
-            f"({self._model_name()} on {self._device_name()})"
+            f"{done - problems} classified, {problems} with problems ({self._run_title()})"
         )
         if done == 0:
             self.message_bar.show_message("No images were found there.", "info")

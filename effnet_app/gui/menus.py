@@ -13,6 +13,14 @@ from PySide6.QtWidgets import QMenu, QMenuBar, QWidget
 
 Shortcut = QKeySequence.StandardKey | str
 
+# Model › Engine: the runtime classification uses (core.runtime.choices.BACKENDS).
+ENGINE_TEXTS = (
+    ("auto", "&Auto (fastest on this computer)"),
+    ("torch", "&PyTorch"),
+    ("onnxruntime", "&ONNX Runtime"),
+    ("openvino", "Open&VINO"),
+)
+
 
 def _action(parent: QWidget, text: str, shortcut: Shortcut = "", tip: str = "") -> QAction:
     action = QAction(text, parent)
@@ -61,6 +69,24 @@ class MenuActions:
         self.about_model = _action(parent, "&About this model", "F2")
         self.import_weights = _action(parent, "&Import weights file…", "Ctrl+I")
         self.mirror = _action(parent, "Download &mirror…", "Ctrl+Shift+M")
+        self.export_model = _action(
+            parent, "&Export…", "", "Save the model for ONNX Runtime or OpenVINO, outside the app"
+        )
+        self._engine(parent)
+
+    def _engine(self, parent: QWidget) -> None:
+        self.engine_group = QActionGroup(parent)  # exclusive: one engine is checked
+        self.engines: dict[str, QAction] = {}
+        for name, text in ENGINE_TEXTS:
+            action = _action(parent, text)
+            action.setCheckable(True)
+            action.setData(name)
+            self.engine_group.addAction(action)
+            self.engines[name] = action
+        self.fast_mode = _action(parent, "&Fast mode (bf16)")
+        self.fast_mode.setCheckable(True)
+        self.fast_mode.setEnabled(False)  # until this processor is known to compute in bf16
+        self.engine_menu: QMenu | None = None  # the submenu, made by build_menus
 
     def _view(self, parent: QWidget, themes: Iterable[str], theme: str) -> None:
         self.theme_group = QActionGroup(parent)  # exclusive: one theme is checked
@@ -97,12 +123,19 @@ def build_menus(bar: QMenuBar, a: MenuActions) -> None:
         (a.quit,),
     )
     _menu(bar, "&Classify", (a.cancel, a.again, a.clear))
-    _menu(
+    model = _menu(
         bar,
         "&Model",
         (a.train_model, a.manage_models),
         (a.about_model, a.import_weights, a.mirror),
     )
+    model.addSeparator()
+    a.engine_menu = model.addMenu("En&gine")
+    a.engine_menu.setToolTipsVisible(True)  # why an engine is greyed out
+    a.engine_menu.addActions(list(a.engines.values()))
+    a.engine_menu.addSeparator()
+    a.engine_menu.addAction(a.fast_mode)
+    model.addAction(a.export_model)
     view = _menu(bar, "&View")
     view.addMenu("&Theme").addActions(list(a.themes.values()))
     _menu(bar, "&Help", (a.about, a.log))

@@ -29,9 +29,10 @@ def batch(lite0, sample_photos) -> torch.Tensor:
 
 
 class NumpyLite0(Backend):
-    """A backend that speaks numpy only, as ONNX Runtime and OpenVINO will."""
+    """A backend that speaks numpy only, as ONNX Runtime and OpenVINO do."""
 
     name = "numpy"
+    wants = "numpy"  # the classifier's pipeline makes numpy arrays (Pillow + NumPy)
 
     def __init__(self, inner: TorchBackend) -> None:
         super().__init__(inner.device)
@@ -45,7 +46,7 @@ class NumpyLite0(Backend):
         self.inner.load(cancel)
 
     def run(self, batch, state=None):
-        assert isinstance(batch, (np.ndarray, torch.Tensor))
+        assert isinstance(batch, np.ndarray) and batch.dtype == np.float32
         return as_numpy(self.inner.run(as_numpy(batch), state))
 
 

@@ -64,6 +64,12 @@ class Preprocess:
         tensor = F.pil_to_tensor(image).to(torch.float32).div_(255.0)
         return F.normalize(tensor, list(self.mean), list(self.std))
 
+    def apply_numpy(self, image):
+        """``apply`` in Pillow and NumPy only (no torch): float32 (3, crop, crop)."""
+        from .numpy_preprocess import preprocess_numpy
+
+        return preprocess_numpy(self, image)
+
     @classmethod
     def from_dict(cls, d: dict) -> Preprocess:
         return cls(

@@ -45,9 +45,18 @@ class RunState:
 
 
 class Backend(ABC):
-    """A network on one device. Subclasses set ``name`` ("torch", "onnxruntime"...)."""
+    """A network on one device. Subclasses set ``name`` ("torch", "onnxruntime"...).
+
+    ``wants`` is the array kind its input should be made as ("torch" or "numpy"): the
+    classifier's pipeline makes that kind, so a numpy backend never imports torch.
+    ``precision`` is what the network computes in ("fp32", "bf16"); ``title`` is the
+    runtime's name as people read it, and ``describe`` says both ("OpenVINO bf16").
+    """
 
     name: str = "backend"
+    title: str = "Backend"
+    wants: str = "torch"
+    precision: str = "fp32"
 
     def __init__(self, device: str) -> None:
         self.device = device
@@ -70,6 +79,10 @@ class Backend(ABC):
 
     def default_batch_size(self) -> int:
         return 16
+
+    def describe(self) -> str:
+        """The runtime and precision in use, for the status bar and the logs."""
+        return f"{self.title} {self.precision}"
 
 
 def as_torch(array):

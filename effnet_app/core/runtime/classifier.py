@@ -5,6 +5,11 @@ progress) and reuses it for every ``predict(paths)``. ``predict`` is a generator
 ``PredictionBatch``: every input file, and every folder that could not be read, comes
 back exactly once, classified or with the problem it had, in the order the paths were
 expanded.
+
+The input pipeline makes what the backend wants (``Backend.wants``): torch tensors
+through torchvision for ``TorchBackend``, numpy arrays through Pillow and NumPy for ONNX
+Runtime and OpenVINO. Softmax, top-k and the "not sure" threshold are numpy, so a
+numpy backend classifies without importing torch at all.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..data.folders import expand_paths
 from ..data.images import ImageProblem
-from ..data.pipeline import DecodePipeline, default_threads
+from ..data.pipeline import DecodePipeline, default_threads, draft_target
 from ..jobs import NEVER, CancelToken, Progress, RateMeter
 from ..models.zoo import ModelSpec
-from .backend import Backend, RunState, as_torch
+from .backend import Backend, RunState, as_numpy
 from .torch_backend import TorchBackend
 
 
@@ -61,6 +68,7 @@ class PredictionBatch:
     progress: Progress
     stage: str = "classifying"
     notes: tuple[str, ...] = ()
+    engine: str = ""  # the runtime and precision that classified ("ONNX Runtime fp32")
 
 
 class Classifier:
@@ -85,6 +93,7 @@ class Classifier:
         self.batch_size = batch_size or self.backend.default_batch_size()
         self.decode_threads = decode_threads or default_threads()
         self.weights_path = weights_path
+        self.notes: tuple[str, ...] = ()  # what choosing its engine found (engines.py)
         self._load_lock = threading.Lock()
 
     @property
@@ -107,7 +116,8 @@ class Classifier:
         """
         if self.loaded:
             return self
-        yield Progress(0, 1, f"Loading {self.spec.name} onto {self.device}…", "steps")
+        where = f"{self.device}, {self.describe()}"
+        yield Progress(0, 1, f"Loading {self.spec.name} onto {where}…", "steps")
         cancel.raise_if_cancelled()
         with self._load_lock:
             if not self.loaded:
@@ -120,35 +130,42 @@ class Classifier:
             for _ in self.load():
                 pass
 
+    def describe(self) -> str:
+        """The runtime and precision classifying ("ONNX Runtime fp32")."""
+        return self.backend.describe()
+
     def pipeline(self) -> DecodePipeline:
-        """The decode pipeline for this model's input, sized for this batch size."""
-        return DecodePipeline.for_preprocess(
-            self.spec.preprocess,
+        """The decode pipeline making this backend's input, sized for this batch size."""
+        preprocess = self.spec.preprocess
+        numpy = self.backend.wants == "numpy"
+        return DecodePipeline(
+            preprocess.apply_numpy if numpy else preprocess.apply,
+            target_size=draft_target(preprocess),
             threads=self.decode_threads,
             look_ahead=max(2 * self.batch_size, 2 * self.decode_threads),
         )
 
-    def _results(self, pending: list, top_k: int, state: RunState) -> list[ImageResult]:
+    def _stack(self, items: list):
+        if self.backend.wants == "numpy":
+            return np.stack(items)
         import torch
 
+        return torch.stack(items)
+
+    def _results(self, pending: list, top_k: int, state: RunState) -> list[ImageResult]:
         ok = [(p, t) for p, t in pending if not isinstance(t, ImageProblem)]
         ranked: dict[Path, tuple[Prediction, ...]] = {}
         unsure: set[Path] = set()
         if ok:
-            logits = as_torch(self.backend.run(torch.stack([t for _, t in ok]), state))
-            with torch.inference_mode():
-                logits = logits.float()
-                if self.spec.temperature != 1.0:  # calibrated trained models only
-                    logits = logits / self.spec.temperature
-                probs = torch.softmax(logits, dim=1)
-                values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
+            logits = as_numpy(self.backend.run(self._stack([t for _, t in ok]), state))
+            probs = probabilities(logits, self.spec.temperature)
+            indices = top_indices(probs, top_k)
             if self.spec.unknown_threshold is not None:
-                low = probs.max(dim=1).values < self.spec.unknown_threshold
+                low = probs.max(axis=1) < self.spec.unknown_threshold
                 unsure = {path for (path, _), flag in zip(ok, low.tolist(), strict=True) if flag}
-            for (path, _), vals, idxs in zip(ok, values.tolist(), indices.tolist(), strict=True):
+            for row, ((path, _), idxs) in enumerate(zip(ok, indices.tolist(), strict=True)):
                 ranked[path] = tuple(
-                    Prediction(self.spec.categories[i], float(v), int(i))
-                    for v, i in zip(vals, idxs, strict=True)
+                    Prediction(self.spec.categories[i], float(probs[row, i]), int(i)) for i in idxs
                 )
         return [
             ImageResult(path, problem=t.reason)
@@ -184,9 +201,31 @@ class Classifier:
                     notes = state.take_notes()
                     message = " ".join(notes) or f"Classified {done} of {len(found)}"
                     yield PredictionBatch(
-                        tuple(results), meter.progress(done, message), notes=notes
+                        tuple(results),
+                        meter.progress(done, message),
+                        notes=notes,
+                        engine=self.describe(),
                     )
         return done
+
+
+def probabilities(logits, temperature: float = 1.0) -> np.ndarray:
+    """Softmax of ``logits / temperature`` per row, in float64 (what the app shows).
+
+    A temperature other than 1 belongs to calibrated trained models only.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    if temperature != 1.0:
+        z = z / float(temperature)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def top_indices(probs: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest classes per row, largest first (ties: the lower index first)."""
+    k = max(0, min(int(k), probs.shape[1]))
+    return np.argsort(-probs, axis=1, kind="stable")[:, :k]
 
 
 def classify_all(classifier: Classifier, paths, top_k: int = 5, cancel: CancelToken = NEVER):

@@ -1,32 +1,69 @@
 """The loaded models of one app session, shared by classification and explanations.
 
 Loading a network takes seconds, so a ``Session`` keeps the most recently used ones
-(per model, device and weights file) and hands the same ``Classifier`` to every job
-that asks; a model whose file was replaced since (trained again under the same name)
-is loaded again.
+(per model, device, engine and weights file) and hands the same ``Classifier`` to every
+job that asks; a model whose file was replaced since (trained again under the same
+name) is loaded again.
+
+``classify`` runs on the session's engine (``set_engine``; "auto" by default): when a
+verified export and a measured choice exist, the classifier is made without importing
+torch (``engines.fast_plan``); otherwise ``engines.classifier_job`` optimises for this
+computer first, or uses PyTorch. Heatmaps need gradients, so ``explain`` always uses
+the PyTorch classifier from ``classifier``.
 Safe to call from several worker threads.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
 
 from ..devices import resolve_device
-from ..errors import WeightsError
+from ..errors import ExportError, WeightsError
 from ..jobs import NEVER, CancelToken, Progress
 from ..models import registry
 from ..models.registry import ModelSpec
-from .classifier import Classifier
+from . import choices, engines
+from .classifier import Classifier, PredictionBatch
+
+log = logging.getLogger(__name__)
 
 KEEP_LOADED = 2  # models kept in memory; a B7 alone is ~270 MB
 
 
 class Session:
-    def __init__(self) -> None:
+    def __init__(self, backend: str | None = None, precision: str = "fp32") -> None:
         self._lock = threading.Lock()
+        self._making = threading.Lock()  # one optimisation at a time
         self._classifiers: OrderedDict[tuple, Classifier] = OrderedDict()
+        self.backend = backend or choices.default_backend()
+        self.precision = precision
+
+    def set_engine(self, backend: str, precision: str = "fp32") -> None:
+        """The engine later classifications use; loaded models stay until evicted."""
+        if backend not in choices.BACKENDS or precision not in choices.PRECISIONS:
+            raise ValueError(f"unknown engine {backend} {precision}")
+        self.backend, self.precision = backend, precision
+
+    def _keep(self, slot: tuple, make) -> Classifier:
+        """The classifier kept under ``slot``, made with ``make()`` when there is none."""
+        with self._lock:
+            found = self._classifiers.get(slot)
+            if found is None:
+                for stale in [s for s in self._classifiers if s[:-1] == slot[:-1]]:
+                    del self._classifiers[stale]  # its file was replaced: a retrained model
+                found = make()
+                self._classifiers[slot] = found
+                while len(self._classifiers) > KEEP_LOADED:
+                    self._classifiers.popitem(last=False)
+            self._classifiers.move_to_end(slot)
+            return found
+
+    def _drop(self, slot: tuple) -> None:
+        with self._lock:
+            self._classifiers.pop(slot, None)
 
     def spec(self, key: str) -> ModelSpec:
         return registry.resolve(key)
@@ -36,29 +73,78 @@ class Session:
         spec = self.spec(key)
         key = spec.key  # "B0" and "b0" share one loaded model
         resolved = resolve_device(device)
+        path = self._weights(spec)
+        slot = ("torch", key, resolved, _identity(path))
+        return self._keep(slot, lambda: Classifier(spec, resolved, weights_path=path))
+
+    def classify(self, key: str, device: str, paths, top_k: int = 5, cancel: CancelToken = NEVER):
+        """Job: get the model ready on the session's engine, then classify.
+
+        Yields PredictionBatch only: "loading" ones while the model loads (or is
+        optimised for this computer), then the results.
+        """
+        classifier = yield from self.ready_classifier(key, device, cancel)
+        return (yield from classifier.predict(paths, top_k, cancel))
+
+    def ready_classifier(self, key: str, device: str, cancel: CancelToken = NEVER):
+        """Job: the loaded classifier for (model, device) on the session's engine."""
+        backend, precision = self.backend, self.precision
+        plan = engines.fast_plan(key, device, backend, precision)
+        if plan is not None:
+            found = self._keep(plan.slot, plan.classifier)
+            try:
+                yield from _loading(found.load(cancel))
+                return found
+            except ExportError as exc:  # the cached copy was damaged: PyTorch this time
+                self._drop(plan.slot)
+                _discard_export(plan.info.key)
+                note = f"{exc} It was removed and will be made again; using PyTorch now."
+                log.warning(note)
+                yield PredictionBatch((), Progress(0, 1, note, "steps"), "loading", (note,))
+                backend = "torch"
+        if backend == "torch":
+            return self.classifier(key, device)
+        return (yield from self._optimised(key, device, backend, precision, cancel))
+
+    def _optimised(self, key, device, backend, precision, cancel):
+        spec = self.spec(key)
+        resolved = resolve_device(device)
+        path = self._weights(spec)
+        slot = ("engine", spec.key, resolved, backend, precision, _identity(path))
+        with self._making:
+            with self._lock:
+                found = self._classifiers.get(slot)
+            if found is None:
+                job = engines.classifier_job(
+                    spec, path, resolved, backend, precision, cancel=cancel
+                )
+                found = yield from _loading(job)
+                if found.notes:
+                    message = " ".join(found.notes)
+                    yield PredictionBatch(
+                        (), Progress(1, 1, message, "steps"), "loading", found.notes
+                    )
+                slot = self._slot_of(found, key, device, backend, precision, slot)
+                found = self._keep(slot, lambda: found)
+        if not found.loaded:
+            yield from _loading(found.load(cancel))
+        return found
+
+    def _slot_of(self, made, key, device, backend, precision, slot) -> tuple:
+        """Where a classifier just optimised is kept: where the fast path will look for it."""
+        plan = engines.fast_plan(key, device, backend, precision)
+        if plan is not None and made.backend.name == plan.backend:
+            return plan.slot
+        return slot
+
+    def _weights(self, spec: ModelSpec):
         path = registry.weights_path(spec)
         if path is None:
             raise WeightsError(
                 f"The weights for {spec.name} are not on this computer yet. Choose the model "
                 "again to download them, or import a file you already have."
             )
-        slot = (key, resolved, _identity(path))
-        with self._lock:
-            found = self._classifiers.get(slot)
-            if found is None:
-                for stale in [s for s in self._classifiers if s[:2] == slot[:2]]:
-                    del self._classifiers[stale]  # its file was replaced: a retrained model
-                found = Classifier(spec, resolved, weights_path=path)
-                self._classifiers[slot] = found
-                while len(self._classifiers) > KEEP_LOADED:
-                    self._classifiers.popitem(last=False)
-            self._classifiers.move_to_end(slot)
-            return found
-
-    def classify(self, key: str, device: str, paths, top_k: int = 5, cancel: CancelToken = NEVER):
-        """Job: load the model if needed, then classify; yields PredictionBatch only."""
-        classifier = self.classifier(key, device)
-        return (yield from classifier.predict(paths, top_k, cancel))
+        return path
 
     def explain(self, key: str, device: str, path, class_index=None, cancel: CancelToken = NEVER):
         """Job: a Grad-CAM heatmap for one image with this session's model."""
@@ -68,6 +154,23 @@ class Session:
         if not classifier.loaded:
             yield from classifier.load(cancel)
         return (yield from explain_job(classifier, path, class_index, cancel))
+
+
+def _loading(job):
+    """Run a loading job, passing its progress on as "loading" PredictionBatches."""
+    while True:
+        try:
+            step = next(job)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(step, Progress):
+            yield PredictionBatch((), step, stage="loading")
+
+
+def _discard_export(key: str) -> None:
+    from ..export import cache as export_cache
+
+    export_cache.discard(key)
 
 
 def _identity(path) -> tuple:

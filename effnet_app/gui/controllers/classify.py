@@ -34,6 +34,7 @@ class ClassifyController(QObject):
     run_started = Signal(int)  # generation
     batch_arrived = Signal(object)  # PredictionBatch of the current run
     progressed = Signal(object)  # Progress (loading messages) of the current run
+    noted = Signal(object)  # tuple[str, ...]: what loading said the user should know
     run_finished = Signal(int)  # images classified
     run_cancelled = Signal()
     run_failed = Signal(object)  # the exception
@@ -100,6 +101,8 @@ class ClassifyController(QObject):
         if not self._current():
             return
         if event.stage == "loading":
+            if event.notes:  # a faster engine that could not be used, and why
+                self.noted.emit(tuple(event.notes))
             self.progressed.emit(event.progress)
         else:
             self.batch_arrived.emit(event)

@@ -1,0 +1,341 @@
+"""ONNX Runtime and OpenVINO on real exports of Lite0 (real weights) and B0, against torch.
+
+The models are exported here with torch's exporter, once for the module, so these tests
+check the backends alone (the app's export job has its own tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from effnet_app.core.errors import ExportError
+from effnet_app.core.models import registry, zoo
+from effnet_app.core.runtime import cpu
+from effnet_app.core.runtime.backend import RunState
+from effnet_app.core.runtime.classifier import Classifier, classify_all, probabilities
+from effnet_app.core.runtime.onnx_backend import OnnxRuntimeBackend
+from effnet_app.core.runtime.openvino_backend import PERFORMANCE_HINT, OpenVinoBackend
+from effnet_app.core.runtime.reference import reference_batch
+
+RUNTIMES = {"onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend}
+
+
+def _calibrated_b0():
+    """B0 with seeded weights and BatchNorm statistics measured on real photos: straight
+    from its initialiser every image gets nearly the same logits, and agreement would
+    mean nothing."""
+    spec = zoo.get_spec("b0")
+    torch.manual_seed(0)
+    model = spec.build()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # a plain average
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(reference_batch(spec.preprocess, limit=32)))
+    return model.eval()
+
+
+def _export(model, resolution: int, path: Path) -> Path:
+    x = torch.zeros(2, 3, resolution, resolution)
+    torch.onnx.export(
+        model,
+        (x,),
+        str(path),
+        dynamo=True,
+        opset_version=18,
+        dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+        input_names=["input"],
+        output_names=["logits"],
+        external_data=False,
+        verbose=False,
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    """key -> (spec, the torch model, its .onnx file), exported once for the module."""
+    folder = tmp_path_factory.mktemp("exports")
+    lite0 = registry.resolve("lite0")
+    models = {"lite0": registry.load_network(lite0).eval(), "b0": _calibrated_b0()}
+    out = {}
+    for key, model in models.items():
+        spec = zoo.get_spec(key)
+        out[key] = (spec, model, _export(model, spec.resolution, folder / f"{key}.onnx"))
+    return out
+
+
+def _photo_batch(preprocess, count: int) -> np.ndarray:
+    """Real photos (the shipped references, crops and mirrors, plus skimage's) as numpy."""
+    extra = [Image.fromarray(getattr(data, n)()).convert("RGB") for n in ("coffee", "chelsea")]
+    shipped = reference_batch(preprocess, limit=max(0, count - len(extra)))
+    return np.concatenate([np.stack([preprocess.apply_numpy(i) for i in extra]), shipped])
+
+
+def _torch_logits(model, batch: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return model(torch.from_numpy(batch)).numpy()
+
+
+@pytest.fixture(scope="module")
+def loaded(exported) -> dict:
+    out = {}
+    for key, (_, _, path) in exported.items():
+        for name, kind in RUNTIMES.items():
+            backend = kind(path)
+            backend.load()
+            out[key, name] = backend
+    return out
+
+
+@pytest.mark.parametrize("runtime", list(RUNTIMES))
+@pytest.mark.parametrize("key", ["lite0", "b0"])
+def test_runtime_agrees_with_torch_fp32(exported, loaded, key, runtime):
+    spec, model, _ = exported[key]
+    batch = _photo_batch(spec.preprocess, 16)
+    want = probabilities(_torch_logits(model, batch))
+    backend = loaded[key, runtime]
+    for size in (1, 5, 16):  # each batch size is a new input shape for the runtime
+        logits = backend.run(batch[:size], RunState(16))
+        assert isinstance(logits, np.ndarray) and logits.dtype == np.float32
+        assert logits.shape == (size, spec.num_classes)
+        got = probabilities(logits)
+        assert np.abs(got - want[:size]).max() <= 1e-4, (key, runtime, size)
+        assert np.array_equal(got.argmax(1), want[:size].argmax(1)), (key, runtime, size)
+    if key == "lite0":  # real weights: real answers
+        labels = [spec.categories[i] for i in want[:2].argmax(1)]
+        assert labels[0] in {"espresso", "cup", "coffee mug"} and "cat" in labels[1]
+
+
+@pytest.mark.parametrize("runtime", list(RUNTIMES))
+def test_a_small_batch_limit_runs_in_pieces_with_the_same_results(exported, loaded, runtime):
+    spec, _, _ = exported["lite0"]
+    batch = _photo_batch(spec.preprocess, 7)
+    whole = loaded["lite0", runtime].run(batch)
+    state = RunState(batch_size=3)  # 3 + 3 + 1
+    pieces = loaded["lite0", runtime].run(torch.from_numpy(batch), state)  # torch in works too
+    np.testing.assert_allclose(pieces, whole, rtol=1e-4, atol=1e-4)
+    assert state.batch_size == 3 and state.take_notes() == ()
+
+
+@pytest.fixture(scope="module")
+def small_arena():
+    """ONNX Runtime's shared CPU arena, capped at 100 MB: real allocations that fail.
+
+    Only sessions that ask for it ("session.use_env_allocators") use it. Measured in a
+    fresh process: a batch of 16 Lite0 images overruns it, and a batch of 4 fits.
+    """
+    import onnxruntime as ort
+
+    info = ort.OrtMemoryInfo(
+        "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
+    )
+    ort.create_and_register_allocator(info, ort.OrtArenaCfg(100 * 2**20, -1, -1, -1))
+    return {"session.use_env_allocators": "1"}
+
+
+def test_running_out_of_memory_halves_the_batch_and_goes_on(exported, loaded, small_arena):
+    spec, _, path = exported["lite0"]
+    batch = _photo_batch(spec.preprocess, 16)
+    tight = OnnxRuntimeBackend(path, session_config=small_arena)
+    tight.load()
+    state = RunState(16)
+    logits = tight.run(batch, state)
+    assert state.batch_size < 16
+    assert state.take_notes()[0].startswith("Out of memory in ONNX Runtime: batch size lowered")
+    np.testing.assert_allclose(logits, loaded["lite0", "onnxruntime"].run(batch), atol=1e-4)
+    later = RunState(state.batch_size)  # what fitted fits again, with nothing to say
+    tight.run(batch, later)
+    assert later.take_notes() == ()
+
+
+def test_threads_spinning_and_precision_are_set_explicitly(loaded):
+    ort_backend = loaded["lite0", "onnxruntime"]
+    options = ort_backend.session.get_session_options()
+    assert options.intra_op_num_threads == cpu.inference_threads() == ort_backend.threads
+    assert options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    import openvino as ov
+
+    compiled = loaded["lite0", "openvino"].compiled
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == cpu.inference_threads()
+    assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32  # never the default
+    assert str(compiled.get_property("PERFORMANCE_HINT")) == PERFORMANCE_HINT
+    assert OnnxRuntimeBackend("x.onnx", threads=1).threads == 1
+
+
+def test_openvino_gives_the_same_logits_with_either_hint(exported, loaded):
+    spec, _, path = exported["lite0"]
+    latency = OpenVinoBackend(path, performance_hint="LATENCY")
+    latency.load()
+    assert str(latency.compiled.get_property("PERFORMANCE_HINT")) == "LATENCY"
+    batch = _photo_batch(spec.preprocess, 5)  # split 3 + 2 over THROUGHPUT's two requests
+    np.testing.assert_allclose(
+        latency.run(batch), loaded["lite0", "openvino"].run(batch), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_names_versions_and_descriptions(loaded, exported):
+    ort_backend, ov_backend = loaded["lite0", "onnxruntime"], loaded["lite0", "openvino"]
+    assert (ort_backend.name, ort_backend.wants, ort_backend.describe()) == (
+        "onnxruntime",
+        "numpy",
+        "ONNX Runtime fp32",
+    )
+    assert (ov_backend.name, ov_backend.wants, ov_backend.describe()) == (
+        "openvino",
+        "numpy",
+        "OpenVINO fp32",
+    )
+    assert OnnxRuntimeBackend.version() == metadata.version("onnxruntime")
+    assert OpenVinoBackend.version() == metadata.version("openvino")
+    spec = exported["lite0"][0]
+    assert Classifier(spec, backend=ov_backend).describe() == "OpenVINO fp32"
+    assert Classifier(spec, "cpu").describe() == "PyTorch fp32"
+
+
+def test_bf16_only_where_the_processor_has_it(exported):
+    spec, model, path = exported["lite0"]
+    backend = OpenVinoBackend(path, precision="bf16")
+    assert backend.describe() == "OpenVINO bf16"
+    if not OpenVinoBackend.bf16_supported():
+        with pytest.raises(ExportError) as caught:
+            backend.load()
+        assert "bf16" in caught.value.sentence and cpu.cpu_name() in caught.value.sentence
+        assert not backend.loaded
+        return
+    backend.load()
+    batch = reference_batch(spec.preprocess)
+    agreed = backend.run(batch, RunState(16)).argmax(1) == _torch_logits(model, batch).argmax(1)
+    assert agreed.mean() >= 0.99
+    with pytest.raises(ValueError, match="precision"):
+        OpenVinoBackend(path, precision="fp16")
+
+
+def _damaged_copy(path: Path, folder: Path) -> Path:
+    copy = folder / "model.onnx"
+    shutil.copyfile(path, copy)
+    raw = bytearray(copy.read_bytes())
+    middle = len(raw) // 2
+    raw[middle : middle + 64] = bytes(64)  # weights zeroed: still a well-formed file
+    copy.write_bytes(bytes(raw))
+    return copy
+
+
+@pytest.mark.parametrize("runtime", list(RUNTIMES))
+def test_a_damaged_or_missing_model_file_is_refused_at_load(exported, runtime, tmp_path):
+    _, _, path = exported["lite0"]
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    RUNTIMES[runtime](path, sha256=sha256).load()  # the intact file passes
+    damaged = _damaged_copy(path, tmp_path)
+    backend = RUNTIMES[runtime](damaged, sha256=sha256)
+    with pytest.raises(ExportError) as caught:
+        backend.load()
+    assert "damaged" in caught.value.sentence and not backend.loaded
+    damaged.write_bytes(path.read_bytes()[:5000])  # cut short, and no hash to compare
+    with pytest.raises(ExportError, match="damaged"):
+        RUNTIMES[runtime](damaged).load()
+    with pytest.raises(ExportError, match="missing"):
+        RUNTIMES[runtime](tmp_path / "gone.onnx").load()
+
+
+def test_openvino_reads_its_own_format_too(exported, loaded, tmp_path):
+    import openvino as ov
+
+    spec, _, path = exported["lite0"]
+    xml = tmp_path / "model.xml"
+    ov.save_model(ov.convert_model(str(path)), str(xml), compress_to_fp16=False)
+    backend = OpenVinoBackend(xml)
+    backend.load()
+    batch = _photo_batch(spec.preprocess, 4)
+    np.testing.assert_allclose(
+        backend.run(batch), loaded["lite0", "openvino"].run(batch), rtol=1e-4, atol=1e-4
+    )
+
+
+@pytest.fixture(scope="module")
+def by_torch(exported, sample_photos) -> list:
+    """The sample photos classified by the app's own torch path (top 5)."""
+    spec = exported["lite0"][0]
+    return classify_all(Classifier(spec, "cpu", batch_size=3), list(sample_photos.values()))
+
+
+@pytest.mark.parametrize("runtime", list(RUNTIMES))
+def test_a_classifier_on_a_runtime_classifies_like_torch(
+    exported, loaded, runtime, sample_photos, by_torch
+):
+    spec, _, _ = exported["lite0"]
+    files = list(sample_photos.values())
+    by_runtime = classify_all(
+        Classifier(spec, backend=loaded["lite0", runtime], batch_size=3), files
+    )
+    assert [r.path for r in by_runtime] == files
+    for a, b in zip(by_torch, by_runtime, strict=True):
+        assert [p.label for p in a.predictions] == [p.label for p in b.predictions], a.path
+        for p, q in zip(a.predictions, b.predictions, strict=True):
+            assert abs(p.probability - q.probability) <= 1e-4
+
+
+_TORCH_FREE = """
+import json, sys
+from effnet_app.core.models.zoo import ModelSpec, Preprocess
+from effnet_app.core.runtime.classifier import Classifier, classify_all
+from effnet_app.core.runtime.{module} import {kind}
+
+given = json.loads(sys.argv[1])
+spec = ModelSpec(key="lite0", name="EfficientNet-Lite0", family="lite",
+                 preprocess=Preprocess.from_dict(given["preprocess"]),
+                 categories=tuple(given["categories"]), params=0, gflops=None,
+                 file_size_mb=None, top1=None, top5=None, width_mult=1.0, depth_mult=1.0,
+                 dropout=0.2, feature_dim=1280)
+classifier = Classifier(spec, backend={kind}(given["model"], sha256=given["sha256"]))
+rows = classify_all(classifier, [given["photo"]], top_k=3)
+print(json.dumps({{"labels": [p.label for p in rows[0].predictions],
+    "describe": classifier.describe(),
+    "torch": sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision"))}}))
+"""
+
+
+@pytest.mark.parametrize(
+    "module, kind",
+    [("onnx_backend", "OnnxRuntimeBackend"), ("openvino_backend", "OpenVinoBackend")],
+)
+def test_classifying_on_a_runtime_never_imports_torch(
+    exported, module, kind, sample_photos, by_torch
+):
+    spec, _, path = exported["lite0"]
+    given = {
+        "preprocess": spec.preprocess.to_dict(),
+        "categories": list(spec.categories),
+        "model": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "photo": str(sample_photos["coffee"]),
+    }
+    code = _TORCH_FREE.format(module=module, kind=kind)
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(given)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["torch"] == [], report
+    want = next(r for r in by_torch if r.path == sample_photos["coffee"])
+    assert report["labels"] == [p.label for p in want.predictions[:3]]
+    assert report["describe"].endswith("fp32")
