@@ -1,12 +1,12 @@
 """Every benchmark, one after the other, as subprocesses; then one table of their figures.
 
 Each script runs with the virtual environment's python, its whole output kept in
-``benchmarks/_work/run_all/NAME.log``. Its figures come from its ``RESULT`` lines
-(``_report.result``), or, for scripts that print none, from its summary lines. The
-table (benchmark, figure, value, goal, met?) is printed as Markdown with the date and
-the CPU, ready for the README. The full run takes a long while (tens of minutes on two
-cores); ``--quick`` runs each script on less work and fewer repetitions, ``--only NAME``
-runs some of them.
+``benchmarks/_work/run_all/NAME.log`` (``NAME.quick.log`` with ``--quick``). Its figures
+come from its ``RESULT`` lines (``_report.result``), or, for scripts that print none,
+from its summary lines. The table (benchmark, figure, value, goal, met?) is printed as
+Markdown with the date and the CPU, ready for the README. The full run takes a long while
+(tens of minutes on two cores); ``--quick`` runs each script on less work and fewer
+repetitions, ``--only NAME`` runs some of them.
 
     python benchmarks/run_all.py [--quick] [--only backends --only startup] [--timeout 3600]
 """
@@ -69,7 +69,7 @@ def venv_python() -> str:
 def run_one(name: str, quick: bool, timeout: float) -> tuple[int, str, float]:
     """Run one benchmark; its exit status, its whole output and the seconds it took."""
     script, full, short = BENCHMARKS[name]
-    log = WORK / "run_all" / f"{name}.log"
+    log = WORK / "run_all" / f"{name}{'.quick' if quick else ''}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [venv_python(), str(HERE / script), *(short if quick else full)]
     print(f"running {name}: {' '.join(cmd[1:])} (log: {log})", flush=True)

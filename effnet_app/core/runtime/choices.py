@@ -55,9 +55,10 @@ def installed_runtimes() -> dict[str, str]:
     return found
 
 
-def choice_key(sha256: str, precision: str) -> str:
-    """What a remembered choice depends on: the model file, the runtimes, the CPU."""
-    parts = [sha256, precision, cpu.cpu_signature(), str(cpu.inference_threads())]
+def choice_key(sha256: str, precision: str, backend: str = "auto") -> str:
+    """What a remembered choice depends on: the model file, the engines allowed to
+    compete (``backend``), the runtimes' versions and the CPU."""
+    parts = [sha256, precision, backend, cpu.cpu_signature(), str(cpu.inference_threads())]
     parts += [f"{k}={v}" for k, v in sorted(installed_runtimes().items())]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
@@ -147,6 +148,7 @@ def time_backend(backend, batch, cancel: CancelToken = NEVER, seconds: float = T
 
 def trial_batch(backend, sample, cancel: CancelToken = NEVER):
     """A batch sized so one run takes about a tenth of the trial (at most 16 images)."""
+    backend.run(sample[:1])  # the first run of a backend pays for its set-up
     start = time.perf_counter()
     backend.run(sample[:1])
     per_image = max(1e-4, time.perf_counter() - start)

@@ -77,6 +77,12 @@ def reference_count(spec) -> int | None:
     return None if spec.resolution <= 240 else 64
 
 
+def checked_runtimes(info) -> set[str]:
+    """The installed runtimes this export agreed with PyTorch on (the only ones used)."""
+    agreed = {a.backend for a in info.agreements if a.passes() and a.precision == "fp32"}
+    return agreed & set(choices.installed_runtimes())
+
+
 def cpu_only(device: str) -> bool:
     """Whether ``device`` surely means the CPU, found out without importing torch."""
     device = (device or "auto").strip().lower()
@@ -97,10 +103,10 @@ def fast_plan(model: str, device: str, backend: str = "auto", precision: str = "
     info = export_cache.find_current(model)
     if info is None:
         return None
-    runtimes = choices.installed_runtimes()
+    runtimes = checked_runtimes(info)
     precision = _precision_for(backend, precision)
     if backend == "auto" or precision != "fp32":
-        choice = choices.remembered(choices.choice_key(info.sha256, precision))
+        choice = choices.remembered(choices.choice_key(info.sha256, precision, backend))
         if choice is None or choice.backend not in runtimes:
             return None  # measured as torch, or not measured yet: the slow path knows
         if backend not in ("auto", choice.backend):
@@ -134,15 +140,12 @@ def classifier_job(
         raise AppError(
             f'"{backend}" is not an engine. Choose one of: {", ".join(choices.BACKENDS)}.'
         )
-    if resolved != "cpu" or backend == "torch" or not runtimes:
-        if backend not in ("auto", "torch") and resolved != "cpu":
-            notes.append(
-                f"{LABELS[backend]} runs on the CPU only here; using PyTorch on {resolved}."
-            )
-        return _torch_classifier(spec, resolved, weights_path, batch_size, notes)
-    if backend != "auto" and backend not in runtimes:
+    if backend not in ("auto", "torch") and resolved != "cpu":
+        notes.append(f"{LABELS[backend]} runs on the CPU only here; using PyTorch on {resolved}.")
+    elif backend not in ("auto", "torch") and backend not in runtimes:
         notes.append(f"{LABELS[backend]} is not installed; using PyTorch.")
-        return _torch_classifier(spec, "cpu", weights_path, batch_size, notes)
+    if resolved != "cpu" or backend == "torch" or notes or not runtimes:
+        return _torch_classifier(spec, resolved, weights_path, batch_size, notes)
     if precision != _precision_for(backend, precision):
         notes.append("Fast mode (bf16) runs only on OpenVINO; using fp32.")
     return (
@@ -200,9 +203,12 @@ def _fall_back(spec, weights_path, batch_size, notes, torch_backend, exc):
 
 def _choose(spec, info, torch_backend, backend, precision, notes, cancel):
     """The plan to run, measuring when the choice is not known; None means PyTorch."""
+    if backend != "auto" and backend not in checked_runtimes(info):
+        notes.append(f"{LABELS[backend]} was not checked against PyTorch here; using PyTorch.")
+        return None
     if backend != "auto" and precision == "fp32":
         return Plan(info, backend, "fp32")
-    key = choices.choice_key(info.sha256, precision)
+    key = choices.choice_key(info.sha256, precision, backend)
     choice = choices.remembered(key)
     if choice is None:
         choice = _measure(spec, info, torch_backend, backend, precision, notes, cancel)
@@ -217,7 +223,7 @@ def _candidates(info, backend, precision, reference, torch_backend, notes):
     """Name -> loaded backend, for every runtime that may be timed for this request."""
     from .reference import reference_batch
 
-    names = choices.installed_runtimes() if backend == "auto" else {backend: ""}
+    names = checked_runtimes(info) if backend == "auto" else {backend} & checked_runtimes(info)
     found = {"torch": torch_backend} if backend == "auto" else {}
     for name in names:
         try:
@@ -226,8 +232,14 @@ def _candidates(info, backend, precision, reference, torch_backend, notes):
         except Exception as exc:  # noqa: BLE001 - this runtime is left out
             found.pop(name, None)
             log.warning("%s could not load %s: %s", name, info.name, exc)
-    if precision == "bf16":
-        fast = _checked_bf16(info, reference_batch(info.preprocess), torch_backend, notes)
+    if precision == "bf16" and "openvino" in names:
+        try:
+            reference = reference_batch(info.preprocess, limit=reference_count(info.spec()))
+            fast = _checked_bf16(info, reference, torch_backend, notes)
+        except Exception as exc:  # noqa: BLE001 - Fast mode is left out, fp32 goes on
+            log.warning("bf16 could not be checked for %s: %s", info.name, exc)
+            notes.append(f"Fast mode (bf16) could not be checked ({sentence_of(exc)}); fp32 runs.")
+            fast = None
         if fast is not None:
             found["openvino-bf16"] = fast
     return found
