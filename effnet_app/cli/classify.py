@@ -62,6 +62,9 @@ def _prepare_classifier(args: argparse.Namespace):
             cache.discard(plan.info.key)
             say(f"effnet-app: {exc} It was removed; using PyTorch this time.")
             args.backend = "torch"
+        except Exception as exc:  # noqa: BLE001 - an installed runtime that will not start
+            say(f"effnet-app: {made.describe()} failed to start ({exc}); using PyTorch.")
+            args.backend = "torch"
     return _optimised_classifier(args)
 
 

@@ -22,7 +22,7 @@ from collections import OrderedDict
 
 from ..devices import resolve_device
 from ..errors import ExportError, WeightsError
-from ..jobs import NEVER, CancelToken, Progress
+from ..jobs import NEVER, Cancelled, CancelToken, Progress
 from ..models import registry
 from ..models.registry import ModelSpec
 from . import choices, engines
@@ -95,10 +95,15 @@ class Session:
             try:
                 yield from _loading(found.load(cancel))
                 return found
-            except ExportError as exc:  # the cached copy was damaged: PyTorch this time
+            except Cancelled:
+                raise
+            except Exception as exc:  # noqa: BLE001 - damaged or unloadable: PyTorch this time
                 self._drop(plan.slot)
-                _discard_export(plan.info.key)
-                note = f"{exc} It was removed and will be made again; using PyTorch now."
+                if isinstance(exc, ExportError):
+                    _discard_export(plan.info.key)
+                    note = f"{exc} It was removed and will be made again; using PyTorch now."
+                else:
+                    note = f"{found.describe()} failed to start ({exc}); using PyTorch now."
                 log.warning(note)
                 yield PredictionBatch((), Progress(0, 1, note, "steps"), "loading", (note,))
                 backend = "torch"
@@ -114,6 +119,8 @@ class Session:
         with self._making:
             with self._lock:
                 found = self._classifiers.get(slot)
+                if found is not None:
+                    self._classifiers.move_to_end(slot)
             if found is None:
                 job = engines.classifier_job(
                     spec, path, resolved, backend, precision, cancel=cancel

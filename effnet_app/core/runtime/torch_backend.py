@@ -85,7 +85,11 @@ class TorchBackend(Backend):
         cancel.raise_if_cancelled()
         self.model = fold_batch_norms(model).to(self.device, memory_format=torch.channels_last)
         if self.device.startswith("cuda"):
-            self.precision = "fp16" if self._fp16_agrees() else "fp32"
+            try:
+                self.precision = "fp16" if self._fp16_agrees() else "fp32"
+            except BaseException:
+                self.precision = "fp32"  # never left at a precision that was not checked
+                raise
 
     def _fp16_agrees(self) -> bool:
         """Whether fp16 autocast gives fp32's top-1 on >= 99.5 % of the reference inputs."""
