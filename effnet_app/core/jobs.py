@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from contextlib import closing
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -94,3 +95,18 @@ def run_to_end(job: Job[T]) -> T:
             next(job)
         except StopIteration as stop:
             return stop.value
+
+
+def relay(job: Job[T], convert: Callable[[object], object]) -> Job[T]:
+    """Run ``job`` inside the caller's job: yield ``convert(event)`` for each of its
+    events (None drops one) and return its result. ``job`` is closed with the caller,
+    so cancelling the outer job stops the inner one at once."""
+    with closing(job):
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value
+            converted = convert(event)
+            if converted is not None:
+                yield converted

@@ -22,7 +22,7 @@ from collections import OrderedDict
 
 from ..devices import resolve_device
 from ..errors import ExportError, WeightsError
-from ..jobs import NEVER, Cancelled, CancelToken, Progress
+from ..jobs import NEVER, Cancelled, CancelToken, Progress, relay
 from ..models import registry
 from ..models.registry import ModelSpec
 from . import choices, engines
@@ -165,13 +165,11 @@ class Session:
 
 def _loading(job):
     """Run a loading job, passing its progress on as "loading" PredictionBatches."""
-    while True:
-        try:
-            step = next(job)
-        except StopIteration as stop:
-            return stop.value
-        if isinstance(step, Progress):
-            yield PredictionBatch((), step, stage="loading")
+    return relay(job, _as_loading)
+
+
+def _as_loading(step):
+    return PredictionBatch((), step, stage="loading") if isinstance(step, Progress) else None
 
 
 def _discard_export(key: str) -> None:

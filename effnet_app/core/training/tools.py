@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..devices import resolve_device
 from ..errors import DatasetError, WeightsError
-from ..jobs import NEVER, CancelToken, Progress
+from ..jobs import NEVER, CancelToken, Progress, relay
 from ..models import registry
 from . import network
 from .config import TrainBatch, TrainConfig, TrainMessage, TrainPhase, TrainResult
@@ -228,15 +228,7 @@ def _relayed(job, prefix: str):
 
     Closed with this generator, so a cancelled comparison stops the run at once.
     """
-    with closing(job):
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                return stop.value
-            named = _named(event, prefix)
-            if named is not None:
-                yield named
+    return relay(job, lambda event: _named(event, prefix))
 
 
 # --------------------------------------------------------------------------- trying it
