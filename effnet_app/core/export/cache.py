@@ -95,8 +95,12 @@ def ensure_export(
     *,
     reference=None,
     limit: int | None = None,
+    isolated: bool = False,
 ) -> Generator[Progress, None, ExportInfo]:
     """Job: the current export of ``spec``, made (and checked) first when there is none.
+
+    ``isolated`` makes it in a child process (``child``), so the caller's other threads
+    (a window's) keep running; not with a ``model`` or ``reference`` in memory.
 
     The new export is made in a part folder beside its place and renamed into it, so a
     crash or cancel never leaves half an export where ``find_current`` looks.
@@ -112,9 +116,14 @@ def ensure_export(
     clean_stale(target.parent)
     part = _scratch(target, "part")
     try:
-        info = yield from export_job(
-            spec, weights_path, part, cancel, model, reference=reference, limit=limit
-        )
+        if isolated and model is None and reference is None:
+            from .child import export_in_child
+
+            info = yield from export_in_child(spec, weights_path, part, cancel, limit)
+        else:
+            info = yield from export_job(
+                spec, weights_path, part, cancel, model, reference=reference, limit=limit
+            )
         return _swap_in(part, target, info)
     finally:
         shutil.rmtree(part, ignore_errors=True)

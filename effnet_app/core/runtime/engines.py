@@ -171,7 +171,7 @@ def _optimised(spec, weights_path, backend, precision, batch_size, notes, cancel
         torch_backend.load(cancel)
         yield Progress(1, 3, "Optimising for this computer: making a checked copy…", "steps")
         info = yield from export_cache.ensure_export(
-            spec, weights_path, cancel, limit=reference_count(spec)
+            spec, weights_path, cancel, limit=reference_count(spec), isolated=True
         )
         yield Progress(2, 3, "Optimising for this computer: timing each engine…", "steps")
         plan = _choose(spec, info, torch_backend, backend, precision, notes, cancel)
