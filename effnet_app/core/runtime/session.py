@@ -116,7 +116,9 @@ class Session:
         resolved = resolve_device(device)
         path = self._weights(spec)
         slot = ("engine", spec.key, resolved, backend, precision, _identity(path))
-        with self._making:
+        while not self._making.acquire(timeout=0.1):  # another run is optimising
+            cancel.raise_if_cancelled()
+        try:
             with self._lock:
                 found = self._classifiers.get(slot)
                 if found is not None:
@@ -133,6 +135,8 @@ class Session:
                     )
                 slot = self._slot_of(found, key, device, backend, precision, slot)
                 found = self._keep(slot, lambda: found)
+        finally:
+            self._making.release()
         if not found.loaded:
             yield from _loading(found.load(cancel))
         return found
