@@ -35,6 +35,10 @@ class ExportError(ModelError):
     """An export that failed or disagrees with PyTorch, or an exported file that is damaged."""
 
 
+class ExportRefused(ExportError):
+    """An export a runtime could not run, or whose answers disagree with PyTorch's."""
+
+
 class DatasetError(AppError):
     """A labelled folder cannot be used for training."""
 

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Generator
 from pathlib import Path
 
-from ..errors import AppError, ExportError, sentence_of
+from ..errors import AppError, ExportError, ExportRefused, sentence_of
 from ..jobs import NEVER, Cancelled, CancelToken, Progress
 from .sidecar import ExportInfo, read_export
 
@@ -97,8 +97,9 @@ def _result(outcome: dict, code: int, folder, spec) -> ExportInfo:
     if outcome.get("cancelled"):
         raise Cancelled()
     if "error" in outcome:
-        kind = ExportError if outcome.get("export_error") else AppError
-        raise kind(outcome["error"])
+        kind = outcome.get("kind")
+        error = {"refused": ExportRefused, "export": ExportError}.get(kind, AppError)
+        raise error(outcome["error"])
     raise ExportError(
         f"Making the optimised copy of {spec.name} stopped unexpectedly (exit code {code})."
     )
@@ -129,7 +130,9 @@ def main(argv: list[str]) -> int:
         _say({"cancelled": True})
         return 1
     except Exception as exc:  # noqa: BLE001 - the parent says it in a sentence
-        _say({"error": sentence_of(exc), "export_error": isinstance(exc, ExportError)})
+        kind = "refused" if isinstance(exc, ExportRefused) else "export"
+        kind = kind if isinstance(exc, ExportError) else "other"
+        _say({"error": sentence_of(exc), "kind": kind})
         return 1
     _say({"done": True})
     return 0

@@ -5,7 +5,7 @@ the model's own preprocessing; PyTorch fp32 runs them through the original netwo
 each runtime runs them through the exported file. Top-1 classes and probabilities
 (after the model's temperature, as the app shows them) are compared: at fp32 every
 top-1 must be the same and no probability may differ by more than 1e-4. A file that
-fails is refused with an ``ExportError``; callers remove it, so it is never used or
+fails is refused with an ``ExportRefused`` (an ``ExportError``); callers remove it, so it is never used or
 handed out.
 
 Some models round more than 1e-4 in fp32 by themselves: a head trained to huge weights
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AppError, ExportError
+from ..errors import AppError, ExportRefused
 from ..jobs import NEVER, CancelToken, Progress
 from .sidecar import FP32_MAX_PROB_DIFF, FP32_MAX_TOLERANCE, Agreement
 
@@ -188,7 +188,7 @@ def _measure(runtime, model_path, reference, precision, sha256, name, cancel) ->
     except AppError:
         raise
     except Exception as exc:  # noqa: BLE001 - each runtime raises kinds of its own
-        raise ExportError(
+        raise ExportRefused(
             f"{runtime} could not run the exported {name} ({type(exc).__name__}), so the "
             "export was not kept.",
             detail=repr(exc)[:2000],
@@ -211,7 +211,7 @@ def refuse_disagreement(agreements: Sequence[Agreement], name: str) -> None:
                 if a.precision == "fp32"
                 else "the same top-1 on at least 99.5 % of them"
             )
-            raise ExportError(
+            raise ExportRefused(
                 f"The exported {name} does not agree with PyTorch ({a.describe()}; needed: "
                 f"{needed}), so it was not kept."
             )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..errors import AppError, ExportError, sentence_of
+from ..errors import AppError, ExportError, ExportRefused, sentence_of
 from ..jobs import NEVER, Cancelled, CancelToken, Progress
 from . import choices, cpu
 from .choices import LABELS, Choice
@@ -163,8 +163,13 @@ def classifier_job(
 
 def _optimised(spec, weights_path, backend, precision, batch_size, notes, cancel):
     from ..export import cache as export_cache
+    from ..export import refusals
     from .torch_backend import TorchBackend
 
+    refused = refusals.refusal(spec.key, weights_path, choices.installed_runtimes())
+    if refused is not None:
+        notes.append(f"The faster engines were refused for {spec.name} before: {refused}")
+        return _torch_classifier(spec, "cpu", weights_path, batch_size, notes)
     torch_backend = TorchBackend(spec, "cpu", weights_path)
     try:
         yield Progress(0, 3, "Optimising for this computer: loading the model…", "steps")
@@ -190,10 +195,14 @@ def _optimised(spec, weights_path, backend, precision, batch_size, notes, cancel
 
 def _fall_back(spec, weights_path, batch_size, notes, torch_backend, exc):
     from ..export import cache as export_cache
+    from ..export import refusals
 
     log.warning("the faster engines are not used for %s", spec.name, exc_info=exc)
     if isinstance(exc, ExportError):
         export_cache.discard(spec.key)
+    if isinstance(exc, ExportRefused):  # not made again until the file or a runtime changes
+        runtimes = choices.installed_runtimes()
+        refusals.remember(spec.key, weights_path, runtimes, sentence_of(exc))
     notes.append(
         f"The faster engines could not be used for {spec.name}: {sentence_of(exc)} Using PyTorch."
     )
