@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: run test test-fast lint bench icons clean
+.PHONY: run test test-fast lint bench icons clean cluster-deps
 
 run: $(VENV)/.installed-run
 	$(PY) packaging/check_system_libs.py --for run
@@ -43,6 +43,10 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 $(VENV)/.installed-test: pyproject.toml constraints.txt | $(PY)
 	$(PIP) -e '.[test]'
 	touch $@ $(VENV)/.installed-run
+
+# Ray, for `effnet-app classify --ray` (the test extra has it already).
+cluster-deps: $(VENV)/.installed-run
+	$(PIP) -e '.[cluster]'
 
 # Every benchmark, then one table of figures and goals (long: tens of minutes on two
 # cores). `make bench BENCH_ARGS=--quick` for a shorter run, `BENCH_ARGS="--only backends"`.

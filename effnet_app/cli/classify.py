@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 
 from ..core.runtime.choices import BACKENDS, PRECISIONS, default_backend
 from .common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, require_stdout, say
-from .output import ResultsOutput
+from .output import FORMATS, RESUMABLE, ResultsOutput
 from .progress import progress_bar, run_job
 
 
@@ -107,10 +108,14 @@ class _Tally:
                 self.classified += 1
 
 
-def _run(classifier, paths, args: argparse.Namespace, output: ResultsOutput) -> _Tally:
+def _run(classifier, paths, args, output: ResultsOutput, first=None) -> _Tally:
+    """Classify ``paths`` into ``output``; ``first``: a resumed run's rows known already."""
     tally = _Tally()
     bar = progress_bar(args.quiet)
-    job = classifier.predict(paths, top_k=args.top_k)
+    output.add(first or ())  # folders that cannot be read, found when planning a resume
+    tally.add(first or (), bar)
+    resumed_with_nothing_left = first is not None and not paths
+    job = iter(()) if resumed_with_nothing_left else classifier.predict(paths, top_k=args.top_k)
     try:
         for event in job:
             output.add(event.results)
@@ -120,53 +125,178 @@ def _run(classifier, paths, args: argparse.Namespace, output: ResultsOutput) -> 
             if bar and event.stage == "classifying":
                 bar.update(event.progress)
     except BaseException:
-        job.close()
+        _close(job)
         where = output.abort()
         if where:
             say(f"effnet-app: {where}")
         raise
     finally:
-        job.close()
+        _close(job)
         if bar:
             bar.close()
     output.finish()
     return tally
 
 
-def _cmd_classify(args: argparse.Namespace) -> int:
+def _close(job) -> None:
+    close = getattr(job, "close", None)
+    if close is not None:
+        close()
+
+
+def _ray_classifier(args: argparse.Namespace):
+    """The classifier that runs the job on Ray (local, or the cluster at ``args.ray``)."""
+    try:
+        from ..cluster import RayClassifier
+    except ImportError:
+        say(
+            "effnet-app: Ray is not installed: pip install 'effnet_app[cluster]' "
+            "(or make cluster-deps)"
+        )
+        return None
+    return RayClassifier(
+        args.model,
+        address=args.ray,
+        device=args.device,
+        backend=args.backend,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        quiet=args.quiet,
+    )
+
+
+def _ray_address_or_path(args: argparse.Namespace) -> None:
+    """``--ray photos/`` means a local Ray on photos/: argparse took the folder as the address."""
+    address = args.ray
+    if not address or address in ("local", "auto") or "://" in address:
+        return
+    if os.path.exists(address):
+        args.paths = [address, *args.paths]
+        args.ray = "local"
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the request before anything is loaded; None when nothing is."""
     if args.top_k < 1:
-        say("effnet-app: --top-k must be at least 1")
-        return EXIT_USAGE
+        return "--top-k must be at least 1"
     if args.batch_size is not None and args.batch_size < 1:
-        say("effnet-app: --batch-size must be at least 1")
+        return "--batch-size must be at least 1"
+    if not args.paths and not args.from_list:
+        return "give image files or folders to classify, or --from-list FILE"
+    if args.resume and args.output is None:
+        return "--resume goes on with an earlier run's --output FILE: add --output"
+    if args.resume and args.format not in RESUMABLE:
+        return (
+            f"--format {args.format} cannot be resumed (it is written whole); "
+            "use --format csv, jsonl or parquet with --resume"
+        )
+    return None
+
+
+def _inputs(args: argparse.Namespace) -> list:
+    """The paths on the command line, then those of each --from-list file."""
+    from ..core.data.listing import read_path_list
+
+    inputs = list(args.paths)
+    for listed in args.from_list or ():
+        inputs.extend(read_path_list(listed))
+    return inputs
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    _ray_address_or_path(args)
+    problem = _usage_problem(args)
+    if problem:
+        say(f"effnet-app: {problem}")
         return EXIT_USAGE
+    inputs = _inputs(args)
     if args.output is None:
         require_stdout()
-    classifier = _prepare_classifier(args)
+    classifier = _ray_classifier(args) if args.ray else _prepare_classifier(args)
+    if classifier is None:
+        return EXIT_USAGE
+    try:
+        return _classify(classifier, inputs, args)
+    finally:
+        if args.ray:
+            _close(classifier)
+
+
+def _resume(classifier, inputs: list, args: argparse.Namespace, top_k: int, unsure: bool):
+    """The resume plan; said on stderr (None: a run from the start)."""
+    from ..core.data.folders import expand_paths
+    from .resume import prepare
+
+    plan = prepare(args.format, args.output, top_k, unsure, expand_paths(inputs))
+    if plan.rows is None:
+        say(f"effnet-app: nothing to resume at {args.output}; starting from the beginning.")
+        return None
+    if plan.complete is not None:
+        say(f"effnet-app: all {plan.done} files are in {plan.complete} already; nothing to do.")
+    elif not args.quiet:
+        say(f"effnet-app: {plan.sentence()}")
+    return plan
+
+
+def _classify(classifier, inputs: list, args: argparse.Namespace) -> int:
     top_k = min(args.top_k, classifier.spec.num_classes)
     unsure = classifier.spec.unknown_threshold is not None
-    output = ResultsOutput(args.format, top_k, args.output, args.paths, unsure)
-    tally = _run(classifier, args.paths, args, output)
-    if not tally.classified + tally.problems:
+    plan = _resume(classifier, inputs, args, top_k, unsure) if args.resume else None
+    if plan is not None and plan.complete is not None:
+        return EXIT_PROBLEMS if plan.problems else EXIT_OK
+    paths, first = inputs, None
+    if plan is not None:
+        from ..core.data.images import ImageProblem
+        from ..core.runtime.classifier import ImageResult
+
+        paths = [f for f in plan.todo if not isinstance(f, ImageProblem)]
+        first = tuple(
+            ImageResult(f.path, problem=f.reason) for f in plan.todo if isinstance(f, ImageProblem)
+        )
+    resumed = None if plan is None else plan.rows
+    output = ResultsOutput(args.format, top_k, args.output, paths, unsure, resumed)
+    tally = _run(classifier, paths, args, output, first)
+    before = 0 if plan is None else plan.done
+    if not tally.classified + tally.problems + before:
         say("effnet-app: no images found in the given paths")
         return EXIT_PROBLEMS
     if not args.quiet:
+        done = f", {before} done before" if plan is not None else ""
         say(
-            f"{tally.classified} classified, {tally.problems} with problems "
+            f"{tally.classified} classified, {tally.problems} with problems{done} "
             f"({classifier.spec.name} on {classifier.device}, {classifier.describe()})"
         )
-    return EXIT_PROBLEMS if tally.problems else EXIT_OK
+    problems = tally.problems + (0 if plan is None else plan.problems)
+    return EXIT_PROBLEMS if problems else EXIT_OK
 
 
 def add_commands(sub) -> None:
     p = sub.add_parser("classify", help="classify images and folders")
-    p.add_argument("paths", nargs="+", help="image files and folders (searched recursively)")
+    p.add_argument("paths", nargs="*", help="image files and folders (searched recursively)")
+    p.add_argument(
+        "--from-list",
+        action="append",
+        metavar="FILE",
+        help="also classify the paths listed in FILE: text (one a line), CSV (a path "
+        "column, or the first) or Parquet (a path column); may be given more than once",
+    )
     p.add_argument(
         "--model", default="lite0", help="lite0 (default, offline), b0..b7, or a trained model"
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (default), csv, json, jsonl (JSON Lines) or parquet (needs pyarrow)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with an interrupted run: keep the rows in FILE.part (csv, jsonl, "
+        "parquet), classify only the files not written yet or changed since",
+    )
     p.add_argument(
         "--output",
         "-o",
@@ -188,5 +318,14 @@ def add_commands(sub) -> None:
         "agrees with fp32 on 99.5 %% of the reference photos",
     )
     p.add_argument("--download", action="store_true", help="download missing weights first")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run the job on Ray: alone, a local Ray started for this run; 'auto' or "
+        "ray://host:port joins a running cluster (needs pip install 'effnet_app[cluster]')",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_classify)

@@ -1,10 +1,12 @@
 """Where classify's rows go, as they come: stdout, or a file that takes its name at the end.
 
-CSV and JSON are written a batch at a time (nothing of a row is kept once it is out), to
-stdout or to ``FILE.part`` beside the output file, which becomes ``FILE`` only when the
-run completes. The table is aligned, so it is kept (as text) and written at the end. When
-a run stops early (Ctrl+C, SIGTERM, a late error) what was written stays, and ``abort``
-says how many rows and where.
+CSV, JSON and JSON Lines are written a batch at a time (nothing of a row is kept once it
+is out), to stdout or to ``FILE.part`` beside the output file, which becomes ``FILE`` only
+when the run completes. Parquet is written to ``FILE.part`` as JSON Lines (a journal of
+whole rows) and converted into ``FILE`` at the end. The table is aligned, so it is kept
+(as text) and written at the end. When a run stops early (Ctrl+C, SIGTERM, a late error)
+what was written stays, and ``abort`` says how many rows and where; a resumed run
+(``resumed``: rows already in the part) appends to that part and never removes it.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ class _Stdout:
 
 
 class _File:
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.out = fsutil.OutputFile(path, "wb", visible_part=True, error_type=OutputError)
+    def __init__(self, path: str | os.PathLike, append: bool = False) -> None:
+        self.out = fsutil.OutputFile(
+            path, "wb", visible_part=True, append=append, error_type=OutputError
+        )
 
     def write(self, text: str) -> None:
         """Write whole rows or none: a piece that does not fit (disk full) is taken back."""
@@ -66,6 +70,31 @@ class _File:
 
     def drop(self) -> None:
         self.out.close()
+
+
+class _ParquetFile(_File):
+    """``FILE.part`` is a JSON Lines journal; the commit converts it into ``FILE``."""
+
+    def __init__(self, path, top_k: int, unsure: bool, append: bool = False) -> None:
+        super().__init__(path, append)
+        if self.out.part is None:
+            self.out.close()
+            raise OutputError(
+                f"Parquet is written to a regular file, not to {self.out.target}. "
+                "Choose an --output file, or use --format jsonl."
+            )
+        self.top_k, self.unsure = top_k, unsure
+
+    def commit(self) -> None:
+        from ..core.runtime.results_parquet import journal_to_parquet
+
+        journal = self.out.part
+        self.out.stream.flush()
+        self.out._check_ours()
+        journal_to_parquet(
+            journal, self.out.target, self.top_k, self.unsure, error_type=OutputError
+        )
+        self.out.close()  # the journal is removed: FILE holds every row now
 
 
 def table_row(result) -> tuple[str, str, str, str]:
@@ -102,57 +131,49 @@ def refuse_inputs(path: str | os.PathLike, given) -> None:
             )
 
 
-class UnsureRows:
-    """CSV and JSON rows with an ``unsure`` column (true/false) or key, after the others.
-
-    Only for models with an unknown threshold (trained ones), so zoo output is unchanged:
-    ``label_1`` stays the most likely class; ``unsure`` says the model calls it "not sure".
-    """
-
-    def __init__(self, writer) -> None:
-        self.writer = writer
-
-    def start(self) -> str:
-        text = self.writer.start()
-        return text[: -len(_EOL)] + ",unsure" + _EOL if text else text
-
-    def row(self, result) -> str:
-        import json
-        import textwrap
-
-        text = self.writer.row(result)
-        flag = bool(getattr(result, "unsure", False))
-        if self.writer.fmt == "csv":
-            return text[: -len(_EOL)] + ("," + ("true" if flag else "false")) + _EOL
-        head = text[:2]  # "[\n" or ",\n"
-        fields = json.loads(text[2:])
-        fields["unsure"] = flag
-        return head + textwrap.indent(json.dumps(fields, indent=2), "  ")
-
-    def end(self) -> str:
-        return self.writer.end()
-
-
-_EOL = "\r\n"  # what csv.writer ends each line with
+STREAMED = ("csv", "json", "jsonl")  # written to the destination as they are
+FORMATS = ("table", *STREAMED, "parquet")
+RESUMABLE = ("csv", "jsonl", "parquet")
 
 
 class ResultsOutput:
-    """Rows of one run in one format (table, csv or json) on their way to a destination."""
+    """Rows of one run in one of ``FORMATS`` on their way to a destination."""
 
     def __init__(
-        self, fmt: str, top_k: int, path: str | os.PathLike | None, given, unsure: bool = False
+        self,
+        fmt: str,
+        top_k: int,
+        path: str | os.PathLike | None,
+        given,
+        unsure: bool = False,
+        resumed: int | None = None,
     ) -> None:
         from ..core.runtime.results_io import RowWriter
 
-        self.writer = None if fmt == "table" else RowWriter(fmt, top_k)
-        if self.writer is not None and unsure:
-            self.writer = UnsureRows(self.writer)
+        if fmt == "parquet":
+            from ..core.runtime.results_parquet import require_pyarrow
+
+            require_pyarrow()
+            if path is None:
+                raise OutputError("Parquet is written to a file: add --output FILE.")
+        kind = "jsonl" if fmt == "parquet" else fmt
+        self.writer = None
+        if fmt != "table":
+            self.writer = RowWriter(kind, top_k, unsure=unsure, file_info=True)
         self.table: list[tuple[str, ...]] = [TABLE_HEADER]
-        self.written = 0  # rows that reached the destination
-        self._started = self._failed = False
+        self.written = 0  # rows that reached the destination (in this run)
+        self.resumed = resumed  # rows an earlier run left in the part, when resuming
+        self._started = resumed is not None  # a resumed part has its header already
+        self._failed = False
         if path is not None:
             refuse_inputs(path, given)
-        self.destination = _Stdout() if path is None else _File(path)
+        append = resumed is not None
+        if path is None:
+            self.destination = _Stdout()
+        elif fmt == "parquet":
+            self.destination = _ParquetFile(path, top_k, unsure, append)
+        else:
+            self.destination = _File(path, append)
 
     def _write(self, text: str) -> None:
         try:
@@ -191,9 +212,15 @@ class ResultsOutput:
                 self.written = len(self.table) - 1
             except (AppError, OSError):
                 pass
-        if not self.written:
+        if not self.written and self.resumed is None:
             self.destination.drop()
             return None
         where = self.destination.keep()
         rows = "1 row was" if self.written == 1 else f"{self.written} rows were"
-        return f"{rows} written to {where} before the run stopped."
+        if self.resumed is None:
+            return f"{rows} written to {where} before the run stopped."
+        total = self.written + self.resumed
+        return (
+            f"{rows} added to {where} before the run stopped ({total} in all); "
+            "run again with --resume to go on."
+        )

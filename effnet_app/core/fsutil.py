@@ -171,6 +171,18 @@ def _open_visible_part(part: Path, mode: str) -> IO:
         return _open_part(part, mode)
 
 
+def _open_to_append(part: Path, mode: str) -> IO:
+    """Open ``FILE.part`` that a resumed run goes on writing, at its end (a new one if none)."""
+    try:
+        if not stat.S_ISREG(os.lstat(part).st_mode):
+            raise FileExistsError(errno.EEXIST, "not a regular file", str(part))
+    except FileNotFoundError:
+        return _open_part(part, mode)
+    stream = _open(part, mode, "r+")  # not "a": the position must be where writes go
+    stream.seek(0, os.SEEK_END)
+    return stream
+
+
 def _open_through(target: Path, mode: str) -> IO:
     # Append: a device ignores it, and a file behind /dev/stdout keeps what it holds.
     return _open(target, mode, "a")
@@ -201,7 +213,8 @@ class OutputFile:
     ``stream`` is open from the start (bytes for mode "wb", UTF-8 text for "w"); it
     writes into a part file beside the target (hidden, or ``FILE.part`` with
     ``visible_part``), or straight into a device, FIFO or ``/dev/stdout``. ``close``
-    without a commit removes the part file unless asked to keep it.
+    without a commit removes the part file unless asked to keep it. With ``append`` (and
+    ``visible_part``) an existing ``FILE.part`` is written on at its end, not replaced.
     """
 
     def __init__(
@@ -210,6 +223,7 @@ class OutputFile:
         mode: str = "wb",
         *,
         visible_part: bool = False,
+        append: bool = False,
         error_type: type[AppError] = AppError,
     ) -> None:
         if mode not in ("wb", "w"):
@@ -231,7 +245,8 @@ class OutputFile:
             )
         with disk_errors(self.target, error_type):
             self.target.parent.mkdir(parents=True, exist_ok=True)
-            self.stream = (_open_visible_part if visible_part else _open_part)(part, mode)
+            opener = _open_to_append if append else _open_visible_part
+            self.stream = (opener if visible_part else _open_part)(part, mode)
         filelocks.lock(self.stream)
         self.part, self._identity = part, filelocks.identity(self.stream)
         try:

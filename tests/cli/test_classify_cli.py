@@ -39,6 +39,8 @@ def test_classify_csv_with_problem_rows_exit_1(run_cli, photo_folder, tmp_path):
         "probability_1",
         "label_2",
         "probability_2",
+        "bytes",
+        "modified",
     ]
     broken = next(r for r in rows if r["path"].endswith("broken.jpg"))
     assert broken["problem"] and broken["label_1"] == ""

@@ -50,9 +50,9 @@ def test_rows_written_batch_by_batch_are_the_bytes_of_the_whole(tmp_path, capsys
     printed = capsys.readouterr().out
     assert out_file.read_bytes() == printed.encode()
     if fmt == "csv":
-        assert printed == to_csv(rows, 2)
+        assert printed == to_csv(rows, 2, file_info=True)
     elif fmt == "json":
-        assert printed == to_json(rows)
+        assert printed == to_json(rows, file_info=True)
     else:
         assert printed.splitlines()[0].split() == ["file", "top-1", "confidence", "also"]
     assert sorted(os.listdir(tmp_path)) == [out_file.name]
@@ -65,7 +65,7 @@ def test_a_run_that_stops_keeps_its_rows_in_the_part_file(tmp_path):
     output.add(rows[:3])
     assert output.abort() == f"3 rows were written to {out_file}.part before the run stopped."
     assert not out_file.exists()
-    assert (tmp_path / "out.csv.part").read_bytes() == to_csv(rows[:3], 2).encode(
+    assert (tmp_path / "out.csv.part").read_bytes() == to_csv(rows[:3], 2, file_info=True).encode(
         "utf-8", "surrogateescape"
     )
     nothing = ResultsOutput("json", 2, tmp_path / "none.json", [])
@@ -185,7 +185,7 @@ def test_rows_stream_to_a_part_file_that_sigterm_keeps(many_photos, tmp_path, fm
     text = part.read_text()
     if fmt == "csv":
         rows = _csv_rows(text)[1:]
-        assert rows and all(len(row) == 12 and row[2] == "espresso" for row in rows)
+        assert rows and all(len(row) == 14 and row[2] == "espresso" for row in rows)
     else:
         rows = json.loads(text + "\n]")  # a list whose closing bracket never came
         assert rows and all(r["predictions"][0]["label"] == "espresso" for r in rows)
@@ -204,7 +204,7 @@ def test_a_second_run_with_the_same_output_leaves_the_first_ones_file(
     assert code == common.EXIT_OUTPUT and out == ""
     assert "Another run is writing results.csv.part" in err and "Traceback" not in err
     first.finish()
-    assert out_file.read_bytes() == to_csv(_results(tmp_path, 2), 2).encode()
+    assert out_file.read_bytes() == to_csv(_results(tmp_path, 2), 2, file_info=True).encode()
     assert sorted(os.listdir(tmp_path)) == ["photos", "results.csv"]
 
 
@@ -232,6 +232,6 @@ def test_a_disk_that_fills_up_keeps_only_whole_rows(sample_photos, tmp_path):
     assert child.returncode == common.EXIT_OUTPUT, child.stderr
     text = (tmp_path / "results.csv.part").read_bytes().decode()
     rows = _csv_rows(text)[1:]
-    assert text.endswith("\r\n") and rows and all(len(r) == 12 for r in rows)
+    assert text.endswith("\r\n") and rows and all(len(r) == 14 for r in rows)
     assert f"{len(rows)} rows were written to {out_file}.part" in child.stderr
     assert not out_file.exists() and "Traceback" not in child.stderr

@@ -121,7 +121,7 @@ def test_not_sure_in_table_csv_and_json(run_cli, shapes):
     assert "circle 33%" in row and "square 33%" in row  # the candidates, in "also"
 
     code, out, _ = run_cli("classify", image, "--model", "doubtful", "--format", "csv", "-q")
-    assert out.splitlines()[0].endswith(",probability_3,unsure")
+    assert out.splitlines()[0].endswith(",probability_3,unsure,bytes,modified")
     assert next(csv.DictReader(io.StringIO(out)))["unsure"] == "true"
 
     code, out, _ = run_cli("classify", image, "--model", "doubtful", "--format", "json", "-q")
@@ -131,7 +131,7 @@ def test_not_sure_in_table_csv_and_json(run_cli, shapes):
 def test_zoo_csv_has_no_unsure_column(run_cli, shapes):
     image = str(shapes / "circle" / "circle_00.png")
     code, out, _ = run_cli("classify", image, "--format", "csv", "--top-k", "1", "-q")
-    assert code == 0 and out.splitlines()[0] == "path,problem,label_1,probability_1"
+    assert code == 0 and out.splitlines()[0] == "path,problem,label_1,probability_1,bytes,modified"
 
 
 @pytest.mark.slow
