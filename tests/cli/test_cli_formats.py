@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import tracemalloc
 
 import pytest
 
@@ -193,31 +192,47 @@ def test_no_paths_and_no_list_is_bad_usage(run_cli, tmp_path):
 
 
 # --------------------------------------------------------------------------- memory
+_PEAK = """
+import sys, tracemalloc
+from pathlib import Path
+from effnet_app.cli.output import ResultsOutput
+from effnet_app.core.runtime.classifier import ImageResult, Prediction
+from effnet_app.core.runtime.results_io import read_results
+
+fmt, count, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+ranked = tuple(Prediction(f"label {i}", 0.1, i) for i in range(5))
+out_file = folder / f"{count}.{fmt}"
+if fmt == "parquet":
+    import pyarrow.parquet  # imported before the count starts, as after a first run
+tracemalloc.start()
+output = ResultsOutput(fmt, 5, out_file, [])
+for start in range(0, count, 64):
+    output.add([ImageResult(f"{folder}/gone{i:06}.jpg", ranked)
+                for i in range(start, min(count, start + 64))])
+output.finish()
+peak = tracemalloc.get_traced_memory()[1]
+tracemalloc.stop()
+assert count > 10_000 or len(read_results(out_file)) == count
+print(peak)
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("fmt", "many"), [("csv", 100_000), ("parquet", 40_000)])
 def test_memory_stays_flat_over_100000_rows(tmp_path, fmt, many):
     """Python's allocations peak the same for 100,000 rows as for 10,000 (none are kept).
 
+    Each count is measured in a fresh interpreter: tracemalloc counts every thread's
+    allocations, and threads left by other tests in this process would be counted too.
     The rows name their files as text: 100,000 distinct ``Path`` objects would grow the
     table of names pathlib interns, which is the caller's list of paths, not the output.
     """
-    ranked = tuple(Prediction(f"label {i}", 0.1, i) for i in range(5))
 
     def peak(count: int) -> int:
-        out_file = tmp_path / f"{count}.{fmt}"
-        tracemalloc.start()
-        output = ResultsOutput(fmt, 5, out_file, [])
-        for start in range(0, count, 64):
-            batch = [
-                ImageResult(f"{tmp_path}/gone{i:06}.jpg", ranked)
-                for i in range(start, min(count, start + 64))
-            ]
-            output.add(batch)
-        output.finish()
-        top = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        assert len(read_results(out_file)) == count if count <= 10_000 else True
-        return top
+        run = [sys.executable, "-c", _PEAK, fmt, str(count), str(tmp_path)]
+        done = subprocess.run(run, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return int(done.stdout.split()[-1])
 
     small, large = peak(10_000), peak(many)  # parquet: fewer, tracemalloc makes it slow
     assert large < small * 1.5 + 2_000_000, (small, large)
