@@ -270,6 +270,33 @@ def _classify(classifier, inputs: list, args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if problems else EXIT_OK
 
 
+def _add_engine_options(p) -> None:
+    """Where and on what the model runs: --backend, --precision, --ray."""
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=default_backend(),
+        help="the engine: auto (default: the fastest measured on this computer), torch, "
+        "onnxruntime or openvino",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32 (default), or bf16 for Fast mode on OpenVINO where the CPU has it and it "
+        "agrees with fp32 on 99.5 %% of the reference photos",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run the job on Ray: alone, a local Ray started for this run; 'auto' or "
+        "ray://host:port joins a running cluster (needs pip install 'effnet_app[cluster]')",
+    )
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("classify", help="classify images and folders")
     p.add_argument("paths", nargs="*", help="image files and folders (searched recursively)")
@@ -303,29 +330,7 @@ def add_commands(sub) -> None:
         help="write results to this file instead of stdout (as FILE.part until the run ends)",
     )
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=default_backend(),
-        help="the engine: auto (default: the fastest measured on this computer), torch, "
-        "onnxruntime or openvino",
-    )
-    p.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="fp32",
-        help="fp32 (default), or bf16 for Fast mode on OpenVINO where the CPU has it and it "
-        "agrees with fp32 on 99.5 %% of the reference photos",
-    )
     p.add_argument("--download", action="store_true", help="download missing weights first")
-    p.add_argument(
-        "--ray",
-        nargs="?",
-        const="local",
-        default=None,
-        metavar="ADDRESS",
-        help="run the job on Ray: alone, a local Ray started for this run; 'auto' or "
-        "ray://host:port joins a running cluster (needs pip install 'effnet_app[cluster]')",
-    )
+    _add_engine_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_classify)
