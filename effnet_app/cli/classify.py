@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from ..core.runtime.choices import BACKENDS, PRECISIONS, default_backend
 from .common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, require_stdout, say
@@ -93,10 +94,11 @@ def _say(bar, line: str) -> None:
 
 @dataclass
 class _Tally:
-    """Counts of a run; problems are said on stderr as they come, not kept."""
+    """Counts of a run, per top label too; problems are said on stderr as they come."""
 
     classified: int = 0
     problems: int = 0
+    labels: Counter = field(default_factory=Counter)
 
     def add(self, results, bar) -> None:
         for r in results:
@@ -106,6 +108,14 @@ class _Tally:
                 _say(bar, line)
             else:
                 self.classified += 1
+                self.labels["not sure" if r.unsure else r.predictions[0].label] += 1
+
+    def by_label(self, shown: int = 8) -> str:
+        """ "by label: tabby 12, espresso 3 (and 4 more labels)", for the summary."""
+        common = self.labels.most_common(shown)
+        text = ", ".join(f"{label} {count}" for label, count in common)
+        more = len(self.labels) - len(common)
+        return f"by label: {text}" + (f" (and {more} more labels)" if more else "")
 
 
 def _run(classifier, paths, args, output: ResultsOutput, first=None) -> _Tally:
@@ -115,10 +125,14 @@ def _run(classifier, paths, args, output: ResultsOutput, first=None) -> _Tally:
     output.add(first or ())  # folders that cannot be read, found when planning a resume
     tally.add(first or (), bar)
     resumed_with_nothing_left = first is not None and not paths
-    job = iter(()) if resumed_with_nothing_left else classifier.predict(paths, top_k=args.top_k)
+    shards = output.shard_options()
+    options = {"shards": shards} if shards is not None else {}
+    job = (
+        iter(()) if resumed_with_nothing_left else classifier.predict(paths, args.top_k, **options)
+    )
     try:
         for event in job:
-            output.add(event.results)
+            output.add(event.results, stored=event.stored)
             tally.add(event.results, bar)
             for note in () if args.quiet else event.notes:
                 _say(bar, f"effnet-app: {note}")
@@ -225,9 +239,13 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 def _resume(classifier, inputs: list, args: argparse.Namespace, top_k: int, unsure: bool):
     """The resume plan; said on stderr (None: a run from the start)."""
     from ..core.data.folders import expand_paths
-    from .resume import prepare
+    from .resume import prepare, prepare_shards
 
-    plan = prepare(args.format, args.output, top_k, unsure, expand_paths(inputs))
+    found = expand_paths(inputs)
+    if _writes_shards(args):
+        plan = prepare_shards(args.output, top_k, unsure, found)
+    else:
+        plan = prepare(args.format, args.output, top_k, unsure, found)
     if plan.rows is None:
         say(f"effnet-app: nothing to resume at {args.output}; starting from the beginning.")
         return None
@@ -236,6 +254,11 @@ def _resume(classifier, inputs: list, args: argparse.Namespace, top_k: int, unsu
     elif not args.quiet:
         say(f"effnet-app: {plan.sentence()}")
     return plan
+
+
+def _writes_shards(args: argparse.Namespace) -> bool:
+    """A Ray job's Parquet: a folder of shards its workers write (one file locally)."""
+    return bool(args.ray) and args.format == "parquet"
 
 
 def _classify(classifier, inputs: list, args: argparse.Namespace) -> int:
@@ -254,7 +277,10 @@ def _classify(classifier, inputs: list, args: argparse.Namespace) -> int:
             ImageResult(f.path, problem=f.reason) for f in plan.todo if isinstance(f, ImageProblem)
         )
     resumed = None if plan is None else plan.rows
-    output = ResultsOutput(args.format, top_k, args.output, paths, unsure, resumed)
+    about = {"model": classifier.spec.name, "engine": classifier.describe()}
+    output = ResultsOutput(
+        args.format, top_k, args.output, paths, unsure, resumed, _writes_shards(args), about
+    )
     tally = _run(classifier, paths, args, output, first)
     before = 0 if plan is None else plan.done
     if not tally.classified + tally.problems + before:
@@ -266,6 +292,8 @@ def _classify(classifier, inputs: list, args: argparse.Namespace) -> int:
             f"{tally.classified} classified, {tally.problems} with problems{done} "
             f"({classifier.spec.name} on {classifier.device}, {classifier.describe()})"
         )
+        if tally.labels:
+            say(tally.by_label())
     problems = tally.problems + (0 if plan is None else plan.problems)
     return EXIT_PROBLEMS if problems else EXIT_OK
 

@@ -3,7 +3,8 @@
 CSV, JSON and JSON Lines are written a batch at a time (nothing of a row is kept once it
 is out), to stdout or to ``FILE.part`` beside the output file, which becomes ``FILE`` only
 when the run completes. Parquet is written to ``FILE.part`` as JSON Lines (a journal of
-whole rows) and converted into ``FILE`` at the end. The table is aligned, so it is kept
+whole rows) and converted into ``FILE`` at the end; a Ray job's Parquet is a folder of
+shards its workers write (``core.runtime.results_shards``), named ``FILE`` at the end. The table is aligned, so it is kept
 (as text) and written at the end. When a run stops early (Ctrl+C, SIGTERM, a late error)
 what was written stays, and ``abort`` says how many rows and where; a resumed run
 (``resumed``: rows already in the part) appends to that part and never removes it.
@@ -147,9 +148,13 @@ class ResultsOutput:
         given,
         unsure: bool = False,
         resumed: int | None = None,
+        shards: bool = False,
+        about: dict | None = None,
     ) -> None:
         from ..core.runtime.results_io import RowWriter
 
+        self.top_k, self.unsure, self.about = top_k, unsure, about
+        self.shards = None  # a Ray job's folder of Parquet shards, written by the workers
         if fmt == "parquet":
             from ..core.runtime.results_parquet import require_pyarrow
 
@@ -165,9 +170,15 @@ class ResultsOutput:
         self.resumed = resumed  # rows an earlier run left in the part, when resuming
         self._started = resumed is not None  # a resumed part has its header already
         self._failed = False
+        append = resumed is not None
+        if fmt == "parquet" and shards:
+            from ..core.runtime.results_shards import ShardFolder
+
+            self.shards = ShardFolder(path, append=append, error_type=OutputError)
+            self.destination = self.shards
+            return
         if path is not None:
             refuse_inputs(path, given)
-        append = resumed is not None
         if path is None:
             self.destination = _Stdout()
         elif fmt == "parquet":
@@ -188,8 +199,18 @@ class ResultsOutput:
         self._started = True
         return self.writer.start()
 
-    def add(self, results) -> None:
+    def shard_options(self) -> dict | None:
+        """Where and how Ray's workers write this run's shards (None: rows come here)."""
+        return None if self.shards is None else self.shards.options(self.top_k, self.unsure)
+
+    def add(self, results, stored: bool = False) -> None:
+        """Write rows; ``stored``: the workers wrote them already (a Ray job's shards)."""
         if not results:
+            return
+        if self.shards is not None:
+            if not stored:
+                self.shards.store(results, self.top_k, self.unsure)
+            self.written += len(results)
             return
         if self.writer is None:
             self.table.extend(table_row(r) for r in results)
@@ -198,6 +219,9 @@ class ResultsOutput:
         self.written += len(results)
 
     def finish(self) -> None:
+        if self.shards is not None:
+            self.shards.commit(self.written + (self.resumed or 0), self.about)
+            return
         if self.writer is None:
             self._write(table_text(self.table))
         else:
@@ -213,8 +237,10 @@ class ResultsOutput:
             except (AppError, OSError):
                 pass
         if not self.written and self.resumed is None:
-            self.destination.drop()
-            return None
+            kept = self.destination.drop()  # a shard folder is kept if a worker wrote to it
+            if kept is None:
+                return None
+            return f"Rows were written to {kept} before the run stopped; --resume goes on."
         where = self.destination.keep()
         rows = "1 row was" if self.written == 1 else f"{self.written} rows were"
         if self.resumed is None:

@@ -173,6 +173,17 @@ def _inputs(found: list) -> dict[str, Key]:
     return inputs
 
 
+def _plan(scan: _Scan, found: list) -> tuple[Resume, set[str]]:
+    """What is left of ``found`` after the rows ``scan`` read; and the stale rows' keys."""
+    inputs = _inputs(found)
+    stale = {k for k, stat in scan.written.items() if k in inputs and inputs[k] != stat}
+    todo = [f for f in found if (k := _found_key(f)) not in scan.written or k in stale]
+    kept = {k: p for k, p in scan.problems.items() if k not in stale}
+    plan = Resume(todo, len(inputs) - len({_found_key(f) for f in todo}))
+    plan.rows, plan.problems = len(kept), sum(kept.values())
+    return plan, stale
+
+
 def _rewrite(source: Path, part: Path, fmt: str, header: str, finished: bool, drop) -> None:
     """Write ``part`` anew (atomically) from ``source``, without the rows of ``drop``."""
     seen: set[str] = set()
@@ -189,9 +200,14 @@ def _rewrite(source: Path, part: Path, fmt: str, header: str, finished: bool, dr
 def _target(output) -> tuple[Path, Path]:
     with fsutil.disk_errors(Path(output), OutputError):
         target, through = fsutil.write_target(output)
+    part = fsutil.visible_part_path(target)
+    if target.is_dir() or part.is_dir():
+        raise OutputError(
+            f"{target.name} is a Ray job's folder of Parquet shards: resume it with --ray "
+            "(and --format parquet), or choose another --output."
+        )
     if through:
         raise OutputError(f"--resume needs a regular --output file, not {target}.")
-    part = fsutil.visible_part_path(target)
     if filelocks.held_by_another(part):
         raise OutputError(
             f"Another run is writing {part.name} in {part.parent} right now. Wait for it "
@@ -210,13 +226,8 @@ def prepare(fmt: str, output, top_k: int, unsure: bool, found: list) -> Resume:
     if finished and not target.is_file():
         return Resume(todo=found)  # nothing to resume: a run from the start
     scan = _scan(source, fmt, header, finished)
-    inputs = _inputs(found)
-    stale = {k for k, stat in scan.written.items() if k in inputs and inputs[k] != stat}
-    todo = [f for f in found if (k := _found_key(f)) not in scan.written or k in stale]
-    kept = {k: p for k, p in scan.problems.items() if k not in stale}
-    plan = Resume(todo, len(inputs) - len({_found_key(f) for f in todo}))
-    plan.rows, plan.problems = len(kept), sum(kept.values())
-    if finished and not todo and not stale:
+    plan, stale = _plan(scan, found)
+    if finished and not plan.todo and not stale:
         plan.complete = target
         return plan
     with fsutil.disk_errors(part, OutputError):
@@ -226,4 +237,68 @@ def prepare(fmt: str, output, top_k: int, unsure: bool, found: list) -> Resume:
             os.truncate(part, scan.end)  # the torn last row goes
         if fmt == "csv" and part.stat().st_size == 0:
             part.write_bytes(header.encode("utf-8"))
+    return plan
+
+
+# --------------------------------------------------------------------------- shards
+def _shard_source(output) -> tuple[Path | None, Path]:
+    """(the shard folder to go on from, or None: start anew; and the part folder)."""
+    from ..core.runtime.results_shards import is_shard_folder, refuse_if_busy
+
+    target = Path(os.path.abspath(Path(output).expanduser()))
+    part = fsutil.visible_part_path(target)
+    refuse_if_busy(part, OutputError)
+    for folder in (part, target):
+        if folder.is_dir() and is_shard_folder(folder):
+            return folder, part
+    if target.is_file():
+        raise OutputError(
+            f"{target.name} is one Parquet file, written by a run without --ray. Resume it "
+            "without --ray, or choose another --output for the Ray job's shards."
+        )
+    return None, part
+
+
+def _scan_shards(folder: Path, top_k: int, unsure: bool) -> tuple[_Scan, dict[Path, set]]:
+    """The rows of every shard; and, per shard, the keys it repeats from an earlier one."""
+    from ..core.runtime import results_shards as shards
+
+    scan, repeats = _Scan(), {}
+    for shard in shards.shard_files(folder):
+        if not shards.same_columns(shard, top_k, unsure):
+            raise OutputError(
+                f"The shards in {folder.name} have other columns than this run's. Resume "
+                "with the same --model and --top-k as the first run, or choose another --output."
+            )
+        for path, stat, problem in shards.shard_keys(shard):
+            key = key_of(path)
+            if key in scan.written:
+                repeats.setdefault(shard, set()).add(key)
+                continue
+            scan.written[key], scan.problems[key] = stat, problem
+    return scan, repeats
+
+
+def prepare_shards(output, top_k: int, unsure: bool, found: list) -> Resume:
+    """Ready a Ray job's shard folder (``OUT.part``) to go on; what is left of ``found``."""
+    from ..core.runtime import results_shards as shards
+
+    source, part = _shard_source(output)
+    if source is None:
+        return Resume(todo=found)
+    finished = source != part
+    shards.remove_leftovers(source)
+    scan, repeats = _scan_shards(source, top_k, unsure)
+    plan, stale = _plan(scan, found)
+    if finished and not plan.todo and not stale:
+        plan.complete = source
+        return plan
+    with fsutil.disk_errors(part, OutputError):
+        for shard in shards.shard_files(source):
+            drop = stale | repeats.get(shard, set())
+            if drop and drop & {key_of(p) for p, _, _ in shards.shard_keys(shard)}:
+                shards.drop_rows(shard, lambda p, d=drop: key_of(p) in d, OutputError)
+        if finished:  # more inputs than the complete folder holds: it becomes the part
+            (source / shards.SUMMARY).unlink(missing_ok=True)
+            os.replace(source, part)
     return plan

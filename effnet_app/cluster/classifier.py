@@ -31,10 +31,10 @@ from ..core.data.images import ImageProblem
 from ..core.errors import AppError, WeightsError
 from ..core.jobs import NEVER, CancelToken, Progress, RateMeter, run_to_end
 from ..core.models import registry
-from ..core.runtime.classifier import ImageResult, Prediction, PredictionBatch
+from ..core.runtime.classifier import ImageResult, PredictionBatch
 from . import connect as ray_connect
 from .package import ModelPackage, from_export, from_weights
-from .worker import ROSTER_PREFIX, ModelWorker, Roster, decode_batch
+from .worker import ROSTER_PREFIX, ModelWorker, Roster, batch_results, decode_batch
 
 CPU_BATCH = 16  # images per Ray task on CPU actors: fewer tasks, same speed as 4 per run
 GPU_BATCH = 64
@@ -96,8 +96,13 @@ class RayClassifier:
         paths: Iterable[str | os.PathLike],
         top_k: int = 5,
         cancel: CancelToken = NEVER,
+        shards: dict | None = None,
     ) -> Iterator[PredictionBatch]:
-        """Job: classify every file given or found, on Ray; cancel is checked per batch."""
+        """Job: classify every file given or found, on Ray; cancel is checked per batch.
+
+        ``shards`` (``ShardFolder.options``): the workers write the rows as Parquet shards
+        there, and every event says its rows are ``stored``.
+        """
         what = f"Starting {self.describe()} for {self.spec.name}…"
         yield PredictionBatch((), Progress(0, 1, what, "steps"), "loading", self.notes)
         found = expand_paths(paths, cancel)
@@ -106,21 +111,27 @@ class RayClassifier:
             yield PredictionBatch((), meter.progress(0, "No images found."))
             return 0
         top_k = max(1, min(int(top_k), self.spec.num_classes))
+        stored = shards is not None
         unlisted = tuple(ImageResult(p.path, problem=p.reason) for p in found if _problem(p))
         done = len(unlisted)
         if unlisted:
-            yield self._event(unlisted, meter, done, len(found))
+            _store(shards, unlisted)
+            yield self._event(unlisted, meter, done, len(found), stored)
         files = [str(p) for p in found if not _problem(p)]
         if not files:
             return done
         self._roster = _start_roster()
-        batches = self._dataset(files, top_k).iter_batches(batch_size=None, batch_format="numpy")
+        dataset = self._dataset(files, top_k, shards)
+        batches = dataset.iter_batches(batch_size=None, batch_format="numpy")
         try:
             for batch in batches:
                 cancel.raise_if_cancelled()
-                results = self._rows(batch)
+                results = batch_results(batch, self.spec.categories)
+                if stored:
+                    missed = zip(results, batch["stored"], strict=True)
+                    _store(shards, [r for r, written in missed if not written])
                 done += len(results)
-                yield self._event(results, meter, done, len(found))
+                yield self._event(results, meter, done, len(found), stored)
         finally:
             _close(batches)
             self._stop_roster()
@@ -142,7 +153,7 @@ class RayClassifier:
         return ray.get(self._roster.members.remote()) if self._roster is not None else []
 
     # ---------------------------------------------------------------- the job
-    def _dataset(self, files: list[str], top_k: int):
+    def _dataset(self, files: list[str], top_k: int, shards: dict | None = None):
         import ray.data
 
         # Enough blocks for every actor to have work, batches no larger than a share.
@@ -166,6 +177,7 @@ class RayClassifier:
                 "device": self.device,
                 "threads": None if self.gpu else self.threads,
                 "roster": self._roster_name,
+                "shards": _worker_shards(shards, self.spec.categories),
             },
             batch_size=size,
             batch_format="numpy",
@@ -173,28 +185,10 @@ class RayClassifier:
             **actor,
         )
 
-    def _rows(self, batch: dict) -> list[ImageResult]:
-        categories = self.spec.categories
-        rows = []
-        for i, path in enumerate(batch["path"]):
-            problem = str(batch["problem"][i])
-            if problem:
-                rows.append(ImageResult(Path(str(path)), problem=problem))
-                continue
-            predictions = tuple(
-                Prediction(categories[int(j)], float(p), int(j))
-                for j, p in zip(batch["top_index"][i], batch["top_prob"][i], strict=True)
-                if j >= 0
-            )
-            unsure = bool(batch["unsure"][i])
-            rows.append(ImageResult(Path(str(path)), predictions, unsure=unsure))
-        return rows
-
-    def _event(self, results, meter: RateMeter, done: int, total: int) -> PredictionBatch:
+    def _event(self, results, meter: RateMeter, done: int, total: int, stored: bool):
         message = f"Classified {done} of {total}"
-        return PredictionBatch(
-            tuple(results), meter.progress(done, message), engine=self.describe()
-        )
+        progress = meter.progress(done, message)
+        return PredictionBatch(tuple(results), progress, engine=self.describe(), stored=stored)
 
     @property
     def _roster_name(self) -> str | None:
@@ -213,6 +207,18 @@ class RayClassifier:
 
 def _problem(item) -> bool:
     return isinstance(item, ImageProblem)
+
+
+def _worker_shards(shards: dict | None, categories) -> dict | None:
+    return None if shards is None else {**shards, "categories": list(categories)}
+
+
+def _store(shards: dict | None, results) -> None:
+    """Write rows as a shard from the driver (problems found here, shards a worker missed)."""
+    if shards is not None and results:
+        from ..core.runtime.results_shards import write_shard
+
+        write_shard(shards["folder"], results, shards["top_k"], shards["unsure"])
 
 
 def _close(iterator) -> None:

@@ -11,6 +11,10 @@ backend, and turns each batch into top-k indices and probabilities with the same
 ``probabilities`` and ``top_indices`` as ``Classifier``. Only those few numbers travel
 back, not the logits.
 
+Given ``shards`` (a Parquet job's folder, see ``core.runtime.results_shards``), each actor
+also writes its batch's rows as one shard there and says so in the batch's ``stored``
+column; a shard it cannot write comes back unstored, for the driver to write.
+
 ``Roster`` is a tiny actor (no CPU) that every model actor reports its handle to, so an
 operator (or the actor-kill test) can see and stop the model actors of a running job.
 """
@@ -28,7 +32,7 @@ from ..core.data.images import ImageProblem
 from ..core.data.pipeline import DecodePipeline, draft_target
 from ..core.models.zoo import Preprocess
 from ..core.runtime.backend import RunState, as_numpy
-from ..core.runtime.classifier import probabilities, top_indices
+from ..core.runtime.classifier import ImageResult, Prediction, probabilities, top_indices
 from .package import ModelPackage
 
 log = logging.getLogger(__name__)
@@ -87,6 +91,7 @@ class ModelWorker:
         device: str = "cpu",
         threads: int | None = None,
         roster: str | None = None,
+        shards: dict | None = None,
     ) -> None:
         import ray
 
@@ -99,6 +104,7 @@ class ModelWorker:
         self.backend = make_backend(package, self.folder, device, threads)
         self.backend.load()
         self.state = RunState(1 << 30)
+        self.shards = shards
         if roster:
             _report(roster)
 
@@ -118,8 +124,25 @@ class ModelWorker:
             prob[ok, : top.shape[1]] = np.take_along_axis(probs, top, axis=1)
             if self.package.unknown_threshold is not None:
                 unsure[ok] = probs.max(axis=1) < self.package.unknown_threshold
-        return {"path": batch["path"], "problem": batch["problem"], "top_index": index,
-                "top_prob": prob, "unsure": unsure}  # fmt: skip
+        out = {"path": batch["path"], "problem": batch["problem"], "top_index": index,
+               "top_prob": prob, "unsure": unsure}  # fmt: skip
+        out["stored"] = np.full(count, self._store(out), dtype=bool)
+        return out
+
+    def _store(self, out: dict) -> bool:
+        """Write the batch's shard, when the job asked for shards; whether it is written."""
+        if not self.shards:
+            return False
+        from ..core.runtime.results_shards import write_shard
+
+        shards = self.shards
+        results = batch_results(out, shards["categories"])
+        try:
+            write_shard(shards["folder"], results, shards["top_k"], shards["unsure"])
+        except Exception:  # noqa: BLE001 - the driver writes it (and says why, if it fails too)
+            log.warning("could not write a shard in %s", shards["folder"], exc_info=True)
+            return False
+        return True
 
     def _input(self, pixels: np.ndarray):
         if self.package.wants == "numpy":
@@ -130,6 +153,24 @@ class ModelWorker:
 
     def __del__(self) -> None:
         shutil.rmtree(getattr(self, "folder", ""), ignore_errors=True)
+
+
+def batch_results(batch: dict, categories) -> list[ImageResult]:
+    """A model batch (``ModelWorker``'s columns) as ``ImageResult`` rows."""
+    rows = []
+    for i, path in enumerate(batch["path"]):
+        problem = str(batch["problem"][i])
+        if problem:
+            rows.append(ImageResult(Path(str(path)), problem=problem))
+            continue
+        predictions = tuple(
+            Prediction(categories[int(j)], float(p), int(j))
+            for j, p in zip(batch["top_index"][i], batch["top_prob"][i], strict=True)
+            if j >= 0
+        )
+        unsure = bool(batch["unsure"][i])
+        rows.append(ImageResult(Path(str(path)), predictions, unsure=unsure))
+    return rows
 
 
 def _report(roster: str) -> None:

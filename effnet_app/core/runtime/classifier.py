@@ -69,6 +69,7 @@ class PredictionBatch:
     stage: str = "classifying"
     notes: tuple[str, ...] = ()
     engine: str = ""  # the runtime and precision that classified ("ONNX Runtime fp32")
+    stored: bool = False  # the rows are in the run's output already (Ray workers' shards)
 
 
 class Classifier:

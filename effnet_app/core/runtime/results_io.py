@@ -142,12 +142,17 @@ class RowWriter:
             row += ["" if size is None else str(size), "" if modified is None else repr(modified)]
         return _csv_line(row)
 
-    def _json(self, result: ImageResult) -> str:
+    def fields(self, result: ImageResult) -> dict:
+        """The row as a JSON object (what ``row`` writes for JSON and JSON Lines)."""
         fields = _json_row(result, self.info)
         if self.unsure:
             fields["unsure"] = bool(result.unsure)
         if self.file_info:
             fields["bytes"], fields["modified"] = file_stat(result.path)
+        return fields
+
+    def _json(self, result: ImageResult) -> str:
+        fields = self.fields(result)
         if self.fmt == "jsonl":
             return json.dumps(fields) + "\n"
         text = json.dumps(fields, indent=2)
@@ -259,9 +264,23 @@ def _read_parquet(path: Path) -> list[ImageResult]:
     return [_from_json_row(row) for row in iter_json_rows(path)]
 
 
+def _read_shards(folder: Path) -> list[ImageResult]:
+    from .results_shards import is_shard_folder, iter_rows
+
+    if not is_shard_folder(folder):
+        raise ResultsFileError(f"{folder} is a folder, not a results file. Choose the file.")
+    try:
+        return [_from_json_row(row) for row in iter_rows(folder)]
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise _unreadable(folder, repr(exc)) from exc
+
+
 def read_results(path: str | os.PathLike) -> list[ImageResult]:
-    """Results saved by ``write_results`` or the CLI: CSV, JSON, JSON Lines or Parquet."""
+    """Results saved by ``write_results`` or the CLI: CSV, JSON, JSON Lines or Parquet
+    (one file, or the folder of shards a Ray job writes)."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        return _read_shards(path)
     try:
         with open(path, "rb") as f:
             parquet = f.read(4) == b"PAR1"
