@@ -1,9 +1,11 @@
 """Results as Parquet: a JSON Lines journal turned into a Parquet file, and read back.
 
 A long run writes its rows to a JSON Lines journal (whole rows, appended as they come);
-only when it completes is the journal converted, a chunk of rows at a time so memory
-stays flat, into one Parquet file with the CSV's columns: ``path``, ``problem``,
-``label_i``/``probability_i``, then ``unsure`` (trained models) and ``bytes``/``modified``.
+only when it completes is the journal converted into one Parquet file with the CSV's
+columns: ``path``, ``problem``, ``label_i``/``probability_i``, then ``unsure`` (trained
+models) and ``bytes``/``modified``. Rows go into Arrow ``BATCH_ROWS`` at a time and into
+the file a row group of ``CHUNK_ROWS`` at a time, so memory stays flat and small: no
+row's dict is kept once its values are in the columns.
 pyarrow is imported only here, and only when Parquet is asked for: it comes with the
 ``cluster`` extra (Ray Data), and without it ``require_pyarrow`` says how to install it.
 """
@@ -19,6 +21,7 @@ from ..errors import AppError
 from ..fsutil import atomic_file
 
 CHUNK_ROWS = 8192  # rows per Parquet row group, and per read
+BATCH_ROWS = 1024  # rows held as Python objects at a time while writing (divides CHUNK_ROWS)
 
 
 def require_pyarrow():
@@ -53,27 +56,48 @@ def schema(top_k: int, unsure: bool):
     return pa.schema(fields)
 
 
-def _columns(rows: list[dict], top_k: int, unsure: bool) -> dict[str, list]:
-    """JSON rows (as the journal holds them) as Parquet columns."""
-    columns: dict[str, list] = {"path": [], "problem": []}
-    for i in range(1, top_k + 1):
-        columns[f"label_{i}"], columns[f"probability_{i}"] = [], []
+def _empty_columns(width: int) -> list[list]:
+    return [[] for _ in range(width)]
+
+
+def _add_row(columns: list[list], row: dict, top_k: int, unsure: bool) -> None:
+    """Append one JSON row (as the journal holds it) to the columns, in ``schema`` order."""
+    columns[0].append(arrow_text(row["path"]))
+    columns[1].append(arrow_text(row.get("problem")))
+    ranked = row.get("predictions") or ()
+    for i in range(top_k):
+        p = ranked[i] if i < len(ranked) else None
+        columns[2 + 2 * i].append(p["label"] if p else None)
+        columns[3 + 2 * i].append(p["probability"] if p else None)
     if unsure:
-        columns["unsure"] = []
-    columns["bytes"], columns["modified"] = [], []
+        columns[-3].append(bool(row.get("unsure")))
+    columns[-2].append(row.get("bytes"))
+    columns[-1].append(row.get("modified"))
+
+
+def _batch(columns: list[list], shape):
+    """The column lists as one Arrow record batch, typed by the schema."""
+    pa = require_pyarrow()
+    arrays = [
+        pa.array(column, type=field.type) for column, field in zip(columns, shape, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=shape)
+
+
+def _batches(rows: Iterable[dict], top_k: int, unsure: bool, shape) -> Iterator:
+    """The rows as Arrow record batches of ``BATCH_ROWS``, each row's dict dropped once added.
+
+    Only one batch's column lists are Python objects at any time; the rows already
+    turned into Arrow wait in compact buffers (outside Python's heap) to be written.
+    """
+    columns = _empty_columns(len(shape))
     for row in rows:
-        columns["path"].append(arrow_text(row["path"]))
-        columns["problem"].append(arrow_text(row.get("problem")))
-        ranked = row.get("predictions") or ()
-        for i in range(top_k):
-            p = ranked[i] if i < len(ranked) else None
-            columns[f"label_{i + 1}"].append(p["label"] if p else None)
-            columns[f"probability_{i + 1}"].append(p["probability"] if p else None)
-        if unsure:
-            columns["unsure"].append(bool(row.get("unsure")))
-        columns["bytes"].append(row.get("bytes"))
-        columns["modified"].append(row.get("modified"))
-    return columns
+        _add_row(columns, row, top_k, unsure)
+        if len(columns[0]) >= BATCH_ROWS:
+            batch, columns = _batch(columns, shape), _empty_columns(len(shape))
+            yield batch
+    if columns[0]:
+        yield _batch(columns, shape)
 
 
 def journal_rows(path: str | os.PathLike) -> Iterator[dict]:
@@ -82,17 +106,6 @@ def journal_rows(path: str | os.PathLike) -> Iterator[dict]:
         for line in f:
             if line.endswith(b"\n") and line.strip():
                 yield json.loads(line)
-
-
-def _chunks(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
-    chunk: list[dict] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def write_parquet(
@@ -110,9 +123,15 @@ def write_parquet(
     shape = schema(top_k, unsure)
     with atomic_file(target, "wb", error_type=error_type) as stream:
         with pq.ParquetWriter(stream, shape) as writer:
-            for chunk in _chunks(rows, CHUNK_ROWS):
-                table = pa.Table.from_pydict(_columns(chunk, top_k, unsure), schema=shape)
-                writer.write_table(table)
+            pending, held = [], 0
+            for batch in _batches(rows, top_k, unsure, shape):
+                pending.append(batch)
+                held += batch.num_rows
+                if held >= CHUNK_ROWS:  # a whole row group's worth
+                    writer.write_table(pa.Table.from_batches(pending, schema=shape))
+                    pending, held = [], 0
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending, schema=shape))
     return Path(target)
 
 
