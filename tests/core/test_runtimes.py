@@ -339,3 +339,37 @@ def test_classifying_on_a_runtime_never_imports_torch(
     want = next(r for r in by_torch if r.path == sample_photos["coffee"])
     assert report["labels"] == [p.label for p in want.predictions[:3]]
     assert report["describe"].endswith("fp32")
+
+
+def test_openvino_keeps_its_compiled_model_and_never_uses_a_damaged_one(
+    exported, loaded, app_home
+):
+    from effnet_app.core.runtime.export_backend import file_sha256
+    from effnet_app.core.runtime.openvino_backend import BlobCache
+
+    spec, _, path = exported["lite0"]
+    digest = file_sha256(path)
+    batch = _photo_batch(spec.preprocess, 3)
+    expected = loaded["lite0", "openvino"].run(batch)
+
+    def fresh() -> OpenVinoBackend:
+        backend = OpenVinoBackend(path, sha256=digest)
+        backend.load()
+        return backend
+
+    first = fresh()
+    folder = BlobCache(digest, first.config()).folder
+    (blob,) = folder.glob("*.blob")
+    assert (folder / BlobCache.DIGEST).read_text().strip() == file_sha256(blob)
+    np.testing.assert_allclose(fresh().run(batch), expected, rtol=1e-4, atol=1e-4)
+    # Damaged where OpenVINO would not notice (the weights): the blob goes, compiled again.
+    data = bytearray(blob.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = b"\xff" * 4096
+    blob.chmod(0o600)
+    blob.write_bytes(bytes(data))
+    again = fresh()
+    np.testing.assert_allclose(again.run(batch), expected, rtol=1e-4, atol=1e-4)
+    (blob,) = folder.glob("*.blob")
+    assert (folder / BlobCache.DIGEST).read_text().strip() == file_sha256(blob)
+    assert OpenVinoBackend(path).config() and BlobCache(None, {}).config() == {}
