@@ -16,7 +16,7 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	$(PY) packaging/check_system_libs.py --for test
 	$(PY) -m ruff check effnet_app tests benchmarks packaging
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra --durations=25
 
 # The quick loop while editing: everything but the tests marked slow.
 test-fast: $(VENV)/.installed-test

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -58,13 +57,6 @@ def wait_until():
     up with an assertion after a deadline generous enough for a busy machine.
     """
 
-    def wait(condition, what: str, seconds: float = 240.0):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            found = condition()
-            if found:
-                return found
-            time.sleep(0.02)
-        raise AssertionError(f"gave up waiting for {what}")
+    from resume_helpers import wait_for
 
-    return wait
+    return wait_for

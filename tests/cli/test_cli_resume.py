@@ -3,55 +3,18 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-from PIL import Image
+from resume_helpers import assert_union, done_before, generated_images, whole_rows
 
 from effnet_app.cli import common
 from effnet_app.core.runtime.results_io import read_results
 
 pytest.importorskip("pyarrow")
-
-
-def _generated(folder, count: int):
-    """``count`` small, different JPEGs (noise over a gradient), made here."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(12)
-    ramp = np.linspace(0, 255, 96, dtype=np.float32)[None, :, None]
-    for i in range(count):
-        noise = rng.normal(0, 40, (96, 96, 3)).astype(np.float32)
-        pixels = np.clip(ramp * ((i % 7) / 6) + noise + 60, 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / f"gen{i:03}.jpg", quality=85)
-    return folder
-
-
-def _whole_rows(part, fmt: str) -> int:
-    try:
-        data = part.read_bytes()
-    except FileNotFoundError:
-        return 0
-    lines = data.count(b"\n")
-    return max(0, lines - 1) if fmt == "csv" else lines
-
-
-def _done_before(err: str) -> int:
-    found = re.search(r"(\d+) done before, (\d+) to go", err)
-    assert found, err
-    return int(found.group(1))
-
-
-def _assert_union(out_file, folder) -> None:
-    rows = read_results(out_file)
-    names = [r.path.name for r in rows]
-    assert len(names) == len(set(names)), "a file has two rows"
-    assert sorted(names) == sorted(os.listdir(folder))
-    assert all(r.problem is None and r.predictions for r in rows)
 
 
 def _stop_halfway(folder, out_file, fmt: str, signum: int, wait_until):
@@ -60,7 +23,7 @@ def _stop_halfway(folder, out_file, fmt: str, signum: int, wait_until):
     command += ["--batch-size", "1", "-q", "-o", str(out_file)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: _whole_rows(part, fmt) >= 8, "rows in the part file")
+        wait_until(lambda: whole_rows(part, fmt) >= 8, "rows in the part file")
         os.kill(child.pid, signum)
         _, err = child.communicate(timeout=120)
     finally:
@@ -74,31 +37,31 @@ def _stop_halfway(folder, out_file, fmt: str, signum: int, wait_until):
 def test_sigkill_halfway_then_resume_completes_without_duplicates(
     run_child, tmp_path, fmt, wait_until
 ):
-    folder = _generated(tmp_path / "images", 60)
+    folder = generated_images(tmp_path / "images", 60)
     out_file = tmp_path / f"results.{fmt}"
     code, _, part = _stop_halfway(folder, out_file, fmt, signal.SIGKILL, wait_until)
     assert code == -signal.SIGKILL and part.is_file() and not out_file.exists()
-    written = _whole_rows(part, fmt)
+    written = whole_rows(part, fmt)
     assert 8 <= written < 60
     again = run_child("classify", str(folder), "--format", fmt, "-o", str(out_file), "--resume")
     assert again.returncode == 0, again.stderr
-    assert _done_before(again.stderr) == written
+    assert done_before(again.stderr) == written
     assert f"{60 - written} classified, 0 with problems, {written} done before" in again.stderr
     assert not part.exists()
-    _assert_union(out_file, folder)
+    assert_union(out_file, folder)
 
 
 @pytest.mark.slow
 def test_ctrl_c_leaves_a_part_that_resumes(run_child, tmp_path, wait_until):
-    folder = _generated(tmp_path / "images", 60)
+    folder = generated_images(tmp_path / "images", 60)
     out_file = tmp_path / "results.csv"
     code, err, part = _stop_halfway(folder, out_file, "csv", signal.SIGINT, wait_until)
     assert code == common.EXIT_INTERRUPTED and "Traceback" not in err
-    written = _whole_rows(part, "csv")
+    written = whole_rows(part, "csv")
     assert f"{written} rows were written to {part}" in err
     again = run_child("classify", str(folder), "--format", "csv", "-o", str(out_file), "--resume")
-    assert again.returncode == 0 and _done_before(again.stderr) == written
-    _assert_union(out_file, folder)
+    assert again.returncode == 0 and done_before(again.stderr) == written
+    assert_union(out_file, folder)
 
 
 def _classify(run_cli, folder, out_file, fmt, *more):
@@ -116,7 +79,7 @@ def test_a_torn_last_row_is_cut_off_and_done_again(run_cli, photo_folder, tmp_pa
     out_file.unlink()
     code, _, err = _classify(run_cli, photo_folder, out_file, fmt, "--resume")
     assert code == 0 and "1 done before, 1 to go" in err
-    _assert_union(out_file, photo_folder)
+    assert_union(out_file, photo_folder)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
@@ -129,7 +92,7 @@ def test_a_changed_file_is_done_again_once_and_a_new_one_added(
     shutil.copy(sample_photos["astronaut"], photo_folder / "new.jpg")
     code, _, err = _classify(run_cli, photo_folder, out_file, fmt, "--resume")
     assert code == 0 and "1 done before, 2 to go" in err
-    _assert_union(out_file, photo_folder)
+    assert_union(out_file, photo_folder)
     rows = {r.path.name: r for r in read_results(out_file)}
     assert rows["coffee.jpg"].top1.label != "espresso"  # classified again: the new photo
     code, _, err = _classify(run_cli, photo_folder, out_file, fmt, "--resume")
@@ -150,7 +113,7 @@ def test_nothing_to_resume_starts_from_the_beginning(run_cli, photo_folder, tmp_
     out_file = tmp_path / "results.jsonl"
     code, _, err = _classify(run_cli, photo_folder, out_file, "jsonl", "--resume")
     assert code == 0 and "nothing to resume" in err
-    _assert_union(out_file, photo_folder)
+    assert_union(out_file, photo_folder)
 
 
 def test_resume_is_refused_where_it_cannot_work(run_cli, photo_folder, tmp_path):

@@ -341,9 +341,7 @@ def test_classifying_on_a_runtime_never_imports_torch(
     assert report["describe"].endswith("fp32")
 
 
-def test_openvino_keeps_its_compiled_model_and_never_uses_a_damaged_one(
-    exported, loaded, app_home
-):
+def test_openvino_keeps_its_compiled_model_and_never_uses_a_damaged_one(exported, loaded, app_home):
     from effnet_app.core.runtime.export_backend import file_sha256
     from effnet_app.core.runtime.openvino_backend import BlobCache
 
