@@ -1,26 +1,47 @@
 """Joining Ray: a local Ray started for this run, or a running cluster.
 
-``connect("local")`` starts an embedded Ray on this machine (127.0.0.1, no dashboard,
-usage statistics off); ``connect("auto")`` or ``connect("ray://host:port")`` joins a
-cluster that is already running. Whoever started Ray shuts it down: ``connect`` says
-whether it did, and a Ray that was running already (a test's, a notebook's) is used as
-it is and left running.
+``connect("local")`` starts an embedded Ray on this machine (no dashboard, usage
+statistics off); ``connect("auto")`` or ``connect("ray://host:port")`` joins a cluster
+that is already running, with the user's own Ray settings (their token included).
+Whoever started Ray shuts it down: ``connect`` says whether it did, and a Ray that was
+running already (a test's, a notebook's) is used as it is and left running.
+
+Ray 2.60 listens on every network interface, whatever node address it is given, and a
+Ray without authentication runs any code anyone who reaches it sends. So a local Ray
+started here always takes token authentication with a fresh random token, held only in
+this process's environment (which Ray's own processes inherit): nothing is written to
+``~/.ray``, and a client without the token is refused.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 
 from ..core.errors import AppError
 
+log = logging.getLogger(__name__)
+
 LOCAL = "local"
+
+
+def private_token() -> None:
+    """Token authentication with a fresh random token, for a Ray this process starts."""
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+    try:  # Ray reads its settings once, at import: read them again, as Ray itself does
+        from ray._raylet import Config
+
+        Config.initialize("")
+    except (ImportError, AttributeError):  # another Ray: its import reads the environment
+        log.debug("Ray's settings were not read again", exc_info=True)
 
 
 def _quiet_ray() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local Ray on 127.0.0.1 only
     # Ray Data says its execution plan and each finished dataset at INFO; the app shows
     # its own one-line progress instead.
     logging.getLogger("ray").setLevel(logging.WARNING)
@@ -37,12 +58,8 @@ def connect(address: str | None = LOCAL, num_cpus: int | None = None) -> bool:
     options = {"log_to_driver": False, "configure_logging": False}
     try:
         if address in (None, "", LOCAL):
-            ray.init(
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                _node_ip_address="127.0.0.1",
-                **options,
-            )
+            private_token()
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
         else:
             ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -1,4 +1,4 @@
-"""A local Ray for the whole session (2 CPUs on 127.0.0.1, no dashboard), and odd files.
+"""A local Ray for the whole session (2 CPUs, no dashboard, a token), and odd files.
 
 ``RayClassifier`` finds this Ray running and uses it as it is, so tests pay for
 ``ray.init`` once; it is shut down when the session ends.
@@ -20,13 +20,14 @@ pytest.importorskip("ray.data", reason="the cluster extra (Ray Data) is not inst
 def local_ray():
     import ray
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from effnet_app.cluster.connect import private_token
+
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
+        private_token()  # as the app's own local Ray: a client without the token is refused
         ray.init(
             num_cpus=2,
             include_dashboard=False,
-            _node_ip_address="127.0.0.1",
             log_to_driver=False,
             # A small object store: Ray Data's backpressure then bounds what is in flight,
             # and the RSS test sees the job's memory, not a store filling to 30 % of RAM.

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def test_cli_ray_writes_json_lines(lite0_onnx, odd_folder, tmp_path, app_home):
     out = tmp_path / "rows.jsonl"
-    env = {**os.environ, "EFFNET_APP_HOME": str(app_home), "RAY_AUTH_MODE": "disabled"}
+    env = {**os.environ, "EFFNET_APP_HOME": str(app_home)}
     command = [sys.executable, "-m", "effnet_app", "classify", str(odd_folder), "--ray",
                "--backend", "onnxruntime", "--device", "cpu", "--format", "jsonl",
                "-o", str(out), "--top-k", "2"]  # fmt: skip
@@ -94,3 +94,19 @@ def test_thousands_of_files_keep_memory_flat(local_ray, lite0_onnx, tmp_path):
     print(f"\n{count} files in {time.monotonic() - started:.0f} s; RSS (driver + Ray) first "
           f"quarter {first:.0f} MB, last quarter {last:.0f} MB, peak {max(samples):.0f} MB")  # fmt: skip
     assert last <= first * 1.15
+
+
+def test_the_local_ray_refuses_a_client_without_its_token(local_ray):
+    """Ray listens on every interface: a local Ray must not run a stranger's code."""
+    address = local_ray.get_runtime_context().gcs_address
+    join = f"import ray; ray.init(address={address!r}); print('joined')"
+    stranger = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    refused = subprocess.run(
+        [sys.executable, "-c", join], capture_output=True, text=True, env=stranger, timeout=120
+    )
+    assert refused.returncode != 0 and "joined" not in refused.stdout
+    assert os.environ["RAY_AUTH_MODE"] == "token" and len(os.environ["RAY_AUTH_TOKEN"]) == 64
+    allowed = subprocess.run(
+        [sys.executable, "-c", join], capture_output=True, text=True, timeout=120
+    )
+    assert allowed.returncode == 0 and "joined" in allowed.stdout, allowed.stderr[-2000:]

@@ -30,7 +30,7 @@ def _command(folder, out_file, fmt: str, *more: str) -> list[str]:
 
 
 def _env(app_home) -> dict[str, str]:
-    return {**os.environ, "EFFNET_APP_HOME": str(app_home), "RAY_AUTH_MODE": "disabled"}
+    return {**os.environ, "EFFNET_APP_HOME": str(app_home)}
 
 
 def _descendants(pid: int) -> list:

@@ -48,7 +48,7 @@ def test_cli_ray_parquet_is_a_folder_of_shards_and_a_summary(
     lite0_onnx, odd_folder, tmp_path, app_home
 ):
     out = tmp_path / "rows.parquet"
-    env = {**os.environ, "EFFNET_APP_HOME": str(app_home), "RAY_AUTH_MODE": "disabled"}
+    env = {**os.environ, "EFFNET_APP_HOME": str(app_home)}
     command = [sys.executable, "-m", "effnet_app", "classify", str(odd_folder), "--ray",
                "--backend", "onnxruntime", "--device", "cpu", "--format", "parquet",
                "-o", str(out), "--top-k", "3", "--batch-size", "2"]  # fmt: skip

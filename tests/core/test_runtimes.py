@@ -343,7 +343,7 @@ def test_classifying_on_a_runtime_never_imports_torch(
 
 def test_openvino_keeps_its_compiled_model_and_never_uses_a_damaged_one(exported, loaded, app_home):
     from effnet_app.core.runtime.export_backend import file_sha256
-    from effnet_app.core.runtime.openvino_backend import BlobCache
+    from effnet_app.core.runtime.openvino_backend import BlobCache, _core
 
     spec, _, path = exported["lite0"]
     digest = file_sha256(path)
@@ -355,19 +355,39 @@ def test_openvino_keeps_its_compiled_model_and_never_uses_a_damaged_one(exported
         backend.load()
         return backend
 
-    first = fresh()
-    folder = BlobCache(digest, first.config()).folder
-    (blob,) = folder.glob("*.blob")
-    assert (folder / BlobCache.DIGEST).read_text().strip() == file_sha256(blob)
+    config = fresh().config()
+    blobs = BlobCache(path, digest, config)
+    recorded, _, data = blobs.path.read_bytes().partition(b"\n")
+    assert recorded.decode() == hashlib.sha256(data).hexdigest()
+    assert blobs.load(_core(), config) is not None  # what the next process imports
     np.testing.assert_allclose(fresh().run(batch), expected, rtol=1e-4, atol=1e-4)
-    # Damaged where OpenVINO would not notice (the weights): the blob goes, compiled again.
-    data = bytearray(blob.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 4096] = b"\xff" * 4096
-    blob.chmod(0o600)
-    blob.write_bytes(bytes(data))
-    again = fresh()
-    np.testing.assert_allclose(again.run(batch), expected, rtol=1e-4, atol=1e-4)
-    (blob,) = folder.glob("*.blob")
-    assert (folder / BlobCache.DIGEST).read_text().strip() == file_sha256(blob)
-    assert OpenVinoBackend(path).config() and BlobCache(None, {}).config() == {}
+    # Damaged where OpenVINO would not notice (the weights): not used, compiled again.
+    damaged = bytearray(blobs.path.read_bytes())
+    middle = len(damaged) // 2
+    damaged[middle : middle + 4096] = b"\xff" * 4096
+    blobs.path.write_bytes(bytes(damaged))
+    assert blobs.load(_core(), config) is None and not blobs.path.exists()
+    np.testing.assert_allclose(fresh().run(batch), expected, rtol=1e-4, atol=1e-4)
+    assert blobs.load(_core(), config) is not None, "saved again after the compile"
+    # Another path to the same model shares the blob; no SHA-256, no blob.
+    copy = app_home / "elsewhere.onnx"
+    copy.write_bytes(path.read_bytes())
+    assert BlobCache(copy, digest, config).path == blobs.path
+    assert BlobCache(path, None, config).path is None
+
+
+def test_an_openvino_blob_is_keyed_by_the_weights_beside_an_xml_too(exported, tmp_path):
+    import openvino as ov
+
+    from effnet_app.core.runtime.openvino_backend import BlobCache
+
+    _, _, path = exported["lite0"]
+    xml = tmp_path / "model.xml"
+    ov.save_model(ov.convert_model(str(path)), str(xml), compress_to_fp16=False)
+    before = BlobCache(xml, "same xml", {"a": 1}).path
+    weights = xml.with_suffix(".bin")
+    data = bytearray(weights.read_bytes())
+    data[-4:] = b"\x00\x00\x80\x3f"  # other weights, the same .xml
+    weights.write_bytes(bytes(data))
+    assert BlobCache(xml, "same xml", {"a": 1}).path != before
+    assert BlobCache(xml, "same xml", {"a": 2}).path not in (before, None)

@@ -10,8 +10,9 @@ model's infer requests (one per stream, see ``PERFORMANCE_HINT``), which run at 
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import shutil
+import os
 import threading
 from contextlib import suppress
 from functools import cache
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AppError, ExportError
+from ..errors import ExportError
 from ..fsutil import atomic_write
 from . import cpu
 from .export_backend import ExportBackend, damaged, file_sha256
@@ -53,55 +54,76 @@ def _core():
 class BlobCache:
     """OpenVINO's compiled model kept between runs, used only while its SHA-256 holds.
 
-    A model compiled once is saved by OpenVINO (``CACHE_DIR``) as its own blob, so a later
-    process loads it in about 30 ms instead of reading and compiling the ONNX file again
-    (about 200 ms for Lite0 here): most of what a one-image ``classify`` waits for after
-    its imports. OpenVINO does not check a blob's contents (one with 4 KB overwritten
-    loaded silently and moved Lite0's logits by 6), so each model file, precision, hint
-    and thread count has a folder of its own with one blob, whose SHA-256 is recorded
-    after the compile that wrote it; a blob that does not match, or was never recorded,
-    is removed and the model compiled again.
+    Compiling Lite0's ONNX file takes about 200 ms here; importing the compiled model
+    that OpenVINO exports takes about 55 ms: most of what a one-image ``classify`` waits
+    for after its imports. OpenVINO's own ``CACHE_DIR`` is not used: it names a blob by
+    the model's path rather than its contents (an .xml re-exported with new weights in
+    its .bin ran the old weights), and it never checks a blob (one with 4 KB overwritten
+    loaded silently and moved Lite0's logits by 6). Here a blob is named by the SHA-256
+    of the model files (the .bin beside an .xml too), the config and OpenVINO's version,
+    and is one file: the SHA-256 of its data, a newline, then the data, written
+    atomically. A blob that does not match is removed and the model compiled again. The
+    newest ``KEEP`` blobs are kept.
     """
 
-    DIGEST = "blob.sha256"
+    KEEP = 8
 
-    def __init__(self, model_sha256: str | None, config: dict) -> None:
-        self.folder = None
+    def __init__(self, model_path: Path, model_sha256: str | None, config: dict) -> None:
+        self.path = None
         if model_sha256:
             from .. import paths
 
-            parts = [model_sha256[:16], *(str(config[k]) for k in sorted(config))]
-            self.folder = paths.cache_dir() / "openvino" / "-".join(parts).lower()
+            weights = Path(model_path).with_suffix(".bin")
+            parts = [model_sha256, OpenVinoBackend.version() or ""]
+            parts += [file_sha256(weights)] if Path(model_path).suffix == ".xml" else []
+            parts += [f"{k}={config[k]}" for k in sorted(config)]
+            key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+            self.path = paths.cache_dir() / "openvino" / f"{key}.blob"
 
-    def config(self) -> dict:
-        """``CACHE_DIR`` for the compile, once a blob there is checked (else nothing)."""
-        if self.folder is None:
-            return {}
+    def load(self, core, config: dict):
+        """The compiled model from a checked blob; None when there is none that holds."""
+        if self.path is None:
+            return None
         try:
-            blobs = list(self.folder.glob("*.blob"))
-            if blobs and not self._holds(blobs):
-                shutil.rmtree(self.folder)
-            self.folder.mkdir(parents=True, exist_ok=True)
+            recorded, _, data = self.path.read_bytes().partition(b"\n")
         except OSError:
-            log.info("OpenVINO's model cache is off for %s", self.folder, exc_info=True)
-            self.folder = None
-            return {}
-        return {"CACHE_DIR": str(self.folder)}
+            return None
+        try:
+            if hashlib.sha256(data).hexdigest().encode() != recorded:
+                raise ValueError("its SHA-256 does not match")
+            compiled = core.import_model(data, "CPU", config)
+        except Exception:  # noqa: BLE001 - damaged or from another build: compiled anew
+            log.info("OpenVINO's compiled model %s is not used", self.path, exc_info=True)
+            with suppress(OSError):
+                self.path.unlink()
+            return None
+        with suppress(OSError):
+            os.utime(self.path)  # the newest are kept
+        return compiled
 
-    def _holds(self, blobs: list[Path]) -> bool:
-        digest = self.folder / self.DIGEST
-        if len(blobs) != 1 or not digest.is_file():
-            return False
-        return digest.read_text().strip() == file_sha256(blobs[0])
-
-    def record(self) -> None:
-        """After a compile: note the SHA-256 of the blob it wrote (once)."""
-        if self.folder is None or (self.folder / self.DIGEST).is_file():
+    def save(self, compiled) -> None:
+        """Keep ``compiled`` for later runs (best effort: a full disk only costs time)."""
+        if self.path is None:
             return
-        with suppress(OSError, AppError):
-            blobs = list(self.folder.glob("*.blob"))
-            if len(blobs) == 1:
-                atomic_write(self.folder / self.DIGEST, file_sha256(blobs[0]) + "\n")
+        with suppress(Exception):
+            data = compiled.export_model()
+            data = data.getvalue() if hasattr(data, "getvalue") else bytes(data)
+            digest = hashlib.sha256(data).hexdigest().encode()
+            atomic_write(self.path, digest + b"\n" + data)
+            self._prune()
+
+    def _prune(self) -> None:
+        blobs = sorted(self.path.parent.glob("*.blob"), key=_mtime, reverse=True)
+        for old in blobs[self.KEEP :]:
+            with suppress(OSError):
+                old.unlink()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 class OpenVinoBackend(ExportBackend):
@@ -159,13 +181,16 @@ class OpenVinoBackend(ExportBackend):
                 detail="OPTIMIZATION_CAPABILITIES: "
                 + " ".join(_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")),
             )
-        core, blobs = _core(), BlobCache(self.sha256, self.config())
-        try:  # given the path (not a read model), OpenVINO can use its cached blob
-            config = {**self.config(), **blobs.config()}
+        core, config = _core(), self.config()
+        blobs = BlobCache(self.model_path, self.sha256, config)
+        compiled = blobs.load(core, config)
+        if compiled is not None:
+            return compiled
+        try:
             compiled = core.compile_model(str(self.model_path), "CPU", config)
-            blobs.record()
         except Exception as exc:  # noqa: BLE001 - any read or compile failure: not usable
             raise damaged(self.model_path, f"OpenVINO could not read it: {exc}") from exc
+        blobs.save(compiled)
         return compiled
 
     def _open(self):
