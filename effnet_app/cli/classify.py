@@ -243,7 +243,7 @@ def _resume(classifier, inputs: list, args: argparse.Namespace, top_k: int, unsu
 
     found = expand_paths(inputs)
     if _writes_shards(args):
-        plan = prepare_shards(args.output, top_k, unsure, found)
+        plan = prepare_shards(args.output, top_k, unsure, found, classifier.spec.name)
     else:
         plan = prepare(args.format, args.output, top_k, unsure, found)
     if plan.rows is None:

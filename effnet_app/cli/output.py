@@ -171,14 +171,14 @@ class ResultsOutput:
         self._started = resumed is not None  # a resumed part has its header already
         self._failed = False
         append = resumed is not None
+        if path is not None:
+            refuse_inputs(path, given)
         if fmt == "parquet" and shards:
             from ..core.runtime.results_shards import ShardFolder
 
-            self.shards = ShardFolder(path, append=append, error_type=OutputError)
+            self.shards = ShardFolder(path, append=append, about=about, error_type=OutputError)
             self.destination = self.shards
             return
-        if path is not None:
-            refuse_inputs(path, given)
         if path is None:
             self.destination = _Stdout()
         elif fmt == "parquet":

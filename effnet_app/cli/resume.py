@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,10 +203,11 @@ def _target(output) -> tuple[Path, Path]:
         target, through = fsutil.write_target(output)
     part = fsutil.visible_part_path(target)
     if target.is_dir() or part.is_dir():
-        raise OutputError(
-            f"{target.name} is a Ray job's folder of Parquet shards: resume it with --ray "
-            "(and --format parquet), or choose another --output."
-        )
+        from ..core.runtime.results_shards import is_shard_folder
+
+        what = "a Ray job's folder of Parquet shards: resume it with --ray (and --format "
+        what += "parquet)" if is_shard_folder(target if target.is_dir() else part) else "a folder"
+        raise OutputError(f"{target.name} is {what}, or choose another --output.")
     if through:
         raise OutputError(f"--resume needs a regular --output file, not {target}.")
     if filelocks.held_by_another(part):
@@ -243,43 +245,69 @@ def prepare(fmt: str, output, top_k: int, unsure: bool, found: list) -> Resume:
 # --------------------------------------------------------------------------- shards
 def _shard_source(output) -> tuple[Path | None, Path]:
     """(the shard folder to go on from, or None: start anew; and the part folder)."""
-    from ..core.runtime.results_shards import is_shard_folder, refuse_if_busy
+    from ..core.runtime import results_shards as shards
 
-    target = Path(os.path.abspath(Path(output).expanduser()))
+    target = shards.real_target(output)
     part = fsutil.visible_part_path(target)
-    refuse_if_busy(part, OutputError)
+    shards.refuse_if_busy(part, OutputError)
     for folder in (part, target):
-        if folder.is_dir() and is_shard_folder(folder):
+        if folder.is_dir() and shards.is_shard_folder(folder):
             return folder, part
     if target.is_file():
         raise OutputError(
-            f"{target.name} is one Parquet file, written by a run without --ray. Resume it "
-            "without --ray, or choose another --output for the Ray job's shards."
+            f"{target.name} is a file, not a Ray job's folder of Parquet shards. Resume the "
+            "run that wrote it without --ray, or choose another --output."
         )
     return None, part
 
 
-def _scan_shards(folder: Path, top_k: int, unsure: bool) -> tuple[_Scan, dict[Path, set]]:
-    """The rows of every shard; and, per shard, the keys it repeats from an earlier one."""
+def _same_job(folder: Path, model: str | None) -> None:
+    from ..core.runtime.results_shards import read_job
+
+    made_with = read_job(folder).get("model")
+    if model and made_with and made_with != model:
+        raise OutputError(
+            f"The shards in {folder.name} were made with {made_with}, not {model}. Resume "
+            "with the first run's --model, or choose another --output."
+        )
+
+
+def _scan_shards(folder: Path, top_k: int, unsure: bool) -> tuple[_Scan, dict[str, set]]:
+    """The rows of every shard; and, per shard name, the keys it repeats from another."""
     from ..core.runtime import results_shards as shards
 
     scan, repeats = _Scan(), {}
     for shard in shards.shard_files(folder):
-        if not shards.same_columns(shard, top_k, unsure):
+        if not shards.same_columns(shard, top_k, unsure, OutputError):
             raise OutputError(
                 f"The shards in {folder.name} have other columns than this run's. Resume "
                 "with the same --model and --top-k as the first run, or choose another --output."
             )
-        for path, stat, problem in shards.shard_keys(shard):
+        for path, stat, problem in shards.shard_keys(shard, OutputError):
             key = key_of(path)
             if key in scan.written:
-                repeats.setdefault(shard, set()).add(key)
+                repeats.setdefault(shard.name, set()).add(key)
                 continue
             scan.written[key], scan.problems[key] = stat, problem
     return scan, repeats
 
 
-def prepare_shards(output, top_k: int, unsure: bool, found: list) -> Resume:
+def _link_into(source: Path, part: Path) -> None:
+    """A complete ``OUT`` stays whole until the resumed run completes: its files are
+    linked (copied where links cannot be made) into ``OUT.part``, which is changed."""
+    from ..core.runtime.results_shards import LOCK, SUMMARY
+
+    part.mkdir(exist_ok=True)
+    for item in source.iterdir():
+        if item.name in (SUMMARY, LOCK) or not item.is_file():
+            continue
+        try:
+            os.link(item, part / item.name)
+        except OSError:
+            shutil.copy2(item, part / item.name)
+
+
+def prepare_shards(output, top_k: int, unsure: bool, found: list, model=None) -> Resume:
     """Ready a Ray job's shard folder (``OUT.part``) to go on; what is left of ``found``."""
     from ..core.runtime import results_shards as shards
 
@@ -287,18 +315,18 @@ def prepare_shards(output, top_k: int, unsure: bool, found: list) -> Resume:
     if source is None:
         return Resume(todo=found)
     finished = source != part
-    shards.remove_leftovers(source)
+    _same_job(source, model)
     scan, repeats = _scan_shards(source, top_k, unsure)
     plan, stale = _plan(scan, found)
     if finished and not plan.todo and not stale:
         plan.complete = source
         return plan
     with fsutil.disk_errors(part, OutputError):
-        for shard in shards.shard_files(source):
-            drop = stale | repeats.get(shard, set())
-            if drop and drop & {key_of(p) for p, _, _ in shards.shard_keys(shard)}:
+        if finished:
+            _link_into(source, part)
+        shards.remove_leftovers(part)
+        for shard in shards.shard_files(part):
+            drop = stale | repeats.get(shard.name, set())
+            if drop and drop & {key_of(p) for p, _, _ in shards.shard_keys(shard, OutputError)}:
                 shards.drop_rows(shard, lambda p, d=drop: key_of(p) in d, OutputError)
-        if finished:  # more inputs than the complete folder holds: it becomes the part
-            (source / shards.SUMMARY).unlink(missing_ok=True)
-            os.replace(source, part)
     return plan

@@ -128,8 +128,7 @@ class RayClassifier:
                 cancel.raise_if_cancelled()
                 results = batch_results(batch, self.spec.categories)
                 if stored:
-                    missed = zip(results, batch["stored"], strict=True)
-                    _store(shards, [r for r, written in missed if not written])
+                    _store(shards, _unseen(shards, results, batch["shard"]))
                 done += len(results)
                 yield self._event(results, meter, done, len(found), stored)
         finally:
@@ -211,6 +210,23 @@ def _problem(item) -> bool:
 
 def _worker_shards(shards: dict | None, categories) -> dict | None:
     return None if shards is None else {**shards, "categories": list(categories)}
+
+
+def _unseen(shards: dict, results, names) -> list:
+    """Rows whose shard a worker did not write, or wrote where this computer cannot see.
+
+    On a cluster the output folder must be storage every worker shares; where it is not
+    (another mount, a worker's own disk), the driver writes those rows itself.
+    """
+    folder, seen = Path(shards["folder"]), {}
+    missed = []
+    for result, name in zip(results, names, strict=True):
+        name = str(name)
+        if name not in seen:
+            seen[name] = bool(name) and (folder / name).is_file()
+        if not seen[name]:
+            missed.append(result)
+    return missed
 
 
 def _store(shards: dict | None, results) -> None:

@@ -12,8 +12,8 @@ backend, and turns each batch into top-k indices and probabilities with the same
 back, not the logits.
 
 Given ``shards`` (a Parquet job's folder, see ``core.runtime.results_shards``), each actor
-also writes its batch's rows as one shard there and says so in the batch's ``stored``
-column; a shard it cannot write comes back unstored, for the driver to write.
+also writes its batch's rows as one shard there and names it in the batch's ``shard``
+column; a shard it cannot write comes back unnamed, for the driver to write.
 
 ``Roster`` is a tiny actor (no CPU) that every model actor reports its handle to, so an
 operator (or the actor-kill test) can see and stop the model actors of a running job.
@@ -126,23 +126,23 @@ class ModelWorker:
                 unsure[ok] = probs.max(axis=1) < self.package.unknown_threshold
         out = {"path": batch["path"], "problem": batch["problem"], "top_index": index,
                "top_prob": prob, "unsure": unsure}  # fmt: skip
-        out["stored"] = np.full(count, self._store(out), dtype=bool)
+        out["shard"] = np.full(count, self._store(out), dtype=object)
         return out
 
-    def _store(self, out: dict) -> bool:
-        """Write the batch's shard, when the job asked for shards; whether it is written."""
+    def _store(self, out: dict) -> str:
+        """Write the batch's shard, when the job asked for shards: its name ("" if not)."""
         if not self.shards:
-            return False
+            return ""
         from ..core.runtime.results_shards import write_shard
 
         shards = self.shards
         results = batch_results(out, shards["categories"])
         try:
-            write_shard(shards["folder"], results, shards["top_k"], shards["unsure"])
+            written = write_shard(shards["folder"], results, shards["top_k"], shards["unsure"])
         except Exception:  # noqa: BLE001 - the driver writes it (and says why, if it fails too)
             log.warning("could not write a shard in %s", shards["folder"], exc_info=True)
-            return False
-        return True
+            return ""
+        return written.name if written is not None else ""
 
     def _input(self, pixels: np.ndarray):
         if self.package.wants == "numpy":

@@ -64,3 +64,19 @@ def still_names(path: Path, wanted: Identity | None) -> bool:
     except OSError:
         return False
     return wanted is None or (info.st_dev, info.st_ino) == wanted
+
+
+def try_lock(stream: IO) -> bool:
+    """Hold ``stream``'s file for this process unless a live writer holds it: whether held.
+
+    Where there are no locks (Windows, a file system without them) it says True.
+    """
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without locks
+        return True
+    return True

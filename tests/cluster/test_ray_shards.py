@@ -58,7 +58,7 @@ def test_cli_ray_parquet_is_a_folder_of_shards_and_a_summary(
     shards = results_shards.shard_files(out)
     assert len(shards) >= 2, "each batch is its own shard"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [results_shards.SUMMARY, *(s.name for s in shards)]
+        [results_shards.JOB, results_shards.SUMMARY, *(s.name for s in shards)]
     )
     rows = read_results(out)
     assert_same(_local_rows(odd_folder), rows)
@@ -87,6 +87,7 @@ def test_resume_over_shards_skips_done_redoes_changed_and_drops_repeats(
         first = ShardFolder(target)
         written = _run_into(remote, first, [photos], stop_after=2)
         first.keep()  # the driver stopped: its part folder stays for --resume
+        first.close()
         shards = results_shards.shard_files(first.part)
         assert len(shards) >= written >= 2
         done_before = sum(len(results_shards.shard_keys(s)) for s in shards)

@@ -24,7 +24,7 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from .results_parquet import iter_json_rows, require_pyarrow, schema, write_parq
 
 SHARD_GLOB = "shard-*.parquet"
 SUMMARY = "_summary.json"
+JOB = "_job.json"  # the model and engine of the job that made the folder
 LOCK = ".lock"  # held by the driver of the job writing the folder
 
 
@@ -69,11 +70,9 @@ def is_shard_folder(folder) -> bool:
 
 
 def _ours(name: str) -> bool:
-    return (
-        name in (SUMMARY, LOCK)
-        or name.startswith(".shard-")
-        or (name.startswith("shard-") and name.endswith(".parquet"))
-    )
+    """Shards, and what every Parquet reader skips (names starting with "_" or ".": the
+    summary, part files, a Finder's .DS_Store, Spark's _SUCCESS)."""
+    return name.startswith(("_", ".")) or (name.startswith("shard-") and name.endswith(".parquet"))
 
 
 def iter_rows(folder) -> Iterator[dict]:
@@ -82,13 +81,30 @@ def iter_rows(folder) -> Iterator[dict]:
         yield from iter_json_rows(shard)
 
 
-def shard_keys(shard: Path) -> list[tuple[str, tuple, bool]]:
-    """(path, (bytes, modified), is a problem) of each row of one shard."""
-    require_pyarrow()
+@contextmanager
+def reading(shard: Path, error_type=AppError) -> Iterator[None]:
+    """A shard that cannot be read (cut short, not Parquet) as a sentence naming it."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise error_type(
+            f"The shard {shard.name} in {shard.parent} cannot be read ({exc}). Remove it "
+            "and run again with --resume: its rows are done again.",
+            detail=repr(exc),
+        ) from exc
+
+
+def _table(shard: Path, columns: list[str] | None, error_type=AppError):
     import pyarrow.parquet as pq
 
-    table = pq.read_table(shard, columns=["path", "problem", "bytes", "modified"])
-    columns = table.to_pydict()
+    with reading(shard, error_type):
+        return pq.read_table(shard, columns=columns)
+
+
+def shard_keys(shard: Path, error_type=AppError) -> list[tuple[str, tuple, bool]]:
+    """(path, (bytes, modified), is a problem) of each row of one shard."""
+    require_pyarrow()
+    columns = _table(shard, ["path", "problem", "bytes", "modified"], error_type).to_pydict()
     stats = zip(columns["bytes"], columns["modified"], strict=True)
     return [
         (path, stat, bool(problem))
@@ -96,10 +112,11 @@ def shard_keys(shard: Path) -> list[tuple[str, tuple, bool]]:
     ]
 
 
-def same_columns(shard: Path, top_k: int, unsure: bool) -> bool:
+def same_columns(shard: Path, top_k: int, unsure: bool, error_type=AppError) -> bool:
     import pyarrow.parquet as pq
 
-    return pq.read_schema(shard).names == schema(top_k, unsure).names
+    with reading(shard, error_type):
+        return pq.read_schema(shard).names == schema(top_k, unsure).names
 
 
 def drop_rows(shard: Path, unwanted, error_type=AppError) -> int:
@@ -108,7 +125,7 @@ def drop_rows(shard: Path, unwanted, error_type=AppError) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(shard)
+    table = _table(shard, None, error_type)
     keep = pa.array([not unwanted(p) for p in table.column("path").to_pylist()])
     table = table.filter(keep)
     if not table.num_rows:
@@ -119,29 +136,26 @@ def drop_rows(shard: Path, unwanted, error_type=AppError) -> int:
     return table.num_rows
 
 
-def summary(folder, about: dict | None = None) -> dict:
-    """Counts over every shard: rows, problems, "not sure" rows, and rows per top label."""
+def summary(folder, about: dict | None = None, error_type=AppError) -> dict:
+    """Counts over every shard: rows, problems, and rows per top label ("not sure" too)."""
     require_pyarrow()
-    import pyarrow.parquet as pq
-
     labels: Counter = Counter()
-    rows = problems = unsure = 0
+    rows = problems = 0
     shards = shard_files(folder)
     for shard in shards:
-        names = pq.read_schema(shard).names
-        wanted = ["problem", "label_1"] + (["unsure"] if "unsure" in names else [])
-        columns = pq.read_table(shard, columns=wanted).to_pydict()
-        rows += len(columns["problem"])
-        problems += sum(1 for p in columns["problem"] if p)
-        unsure += sum(1 for u in columns.get("unsure", ()) if u)
-        labels.update(
-            lab for p, lab in zip(columns["problem"], columns["label_1"], strict=True) if not p
-        )
+        columns = _table(shard, None, error_type).to_pydict()
+        unsure = columns.get("unsure") or [False] * len(columns["path"])
+        rows += len(columns["path"])
+        for problem, label, low in zip(columns["problem"], columns["label_1"], unsure, strict=True):
+            if problem:
+                problems += 1
+            else:
+                labels["not sure" if low else label] += 1
     counts = {
         "rows": rows,
         "classified": rows - problems,
         "problems": problems,
-        "not_sure": unsure,
+        "not_sure": labels.get("not sure", 0),
         "shards": len(shards),
         "labels": dict(labels.most_common()),
     }
@@ -156,32 +170,58 @@ def remove_leftovers(folder: Path) -> None:
             leftover.unlink()
 
 
+def busy(part: Path, error_type=AppError) -> AppError:
+    return error_type(
+        f"Another run is writing {part.name} in {part.parent} right now. Wait for it "
+        "to finish, or choose another output."
+    )
+
+
 def refuse_if_busy(part: Path, error_type=AppError) -> None:
     """Refuse a part folder another live run holds (its driver's lock file)."""
     if filelocks.held_by_another(part / LOCK):
-        raise error_type(
-            f"Another run is writing {part.name} in {part.parent} right now. Wait for it "
-            "to finish, or choose another output."
-        )
+        raise busy(part, error_type)
+
+
+def real_target(target) -> Path:
+    """The output folder a path names: absolute, a link followed (the link stays)."""
+    return Path(os.path.realpath(Path(target).expanduser()))
+
+
+def read_job(folder: Path) -> dict:
+    try:
+        return json.loads((folder / JOB).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 class ShardFolder:
-    """``OUT.part``, the folder a job's shards go to, and its rename to ``OUT``."""
+    """``OUT.part``, the folder a job's shards go to, and its rename to ``OUT``.
 
-    def __init__(self, target, *, append: bool = False, error_type=AppError) -> None:
+    ``about`` (model, engine) is written to ``_job.json`` when the folder is made, so
+    that a resume with another model is refused rather than mixed in.
+    """
+
+    def __init__(self, target, *, append=False, about=None, error_type=AppError) -> None:
         self.error_type = error_type
-        self.target = Path(os.path.abspath(Path(target).expanduser()))
+        self.target = real_target(target)
         self.part = fsutil.visible_part_path(self.target)
         self._refuse_foreign()
-        refuse_if_busy(self.part, error_type)
-        lock = self.part / LOCK
         with fsutil.disk_errors(self.part, error_type):
-            if not append and self.part.is_dir():
-                shutil.rmtree(self.part)  # a run from the start: an older part goes
             self.part.mkdir(parents=True, exist_ok=True)
-            self._lock = open(lock, "ab")  # noqa: SIM115 - held until commit or close
-        filelocks.lock(self._lock)
-        remove_leftovers(self.part)
+            self._lock = open(self.part / LOCK, "ab")  # noqa: SIM115 - held to the end
+        if not filelocks.try_lock(self._lock):
+            self._lock.close()
+            raise busy(self.part, error_type)
+        with fsutil.disk_errors(self.part, error_type):
+            for old in self.target.parent.glob(f".{self.target.name}.old-*"):
+                _remove(old)  # a swap that a crash cut short left it; OUT is whole
+            remove_leftovers(self.part)
+            if not append:  # a run from the start: what an older run left goes
+                for old in [*shard_files(self.part), self.part / SUMMARY, self.part / JOB]:
+                    old.unlink(missing_ok=True)
+            if about and not (self.part / JOB).exists():
+                fsutil.atomic_write(self.part / JOB, json.dumps(about) + "\n")
 
     def _refuse_foreign(self) -> None:
         for folder in (self.target, self.part):
@@ -198,24 +238,20 @@ class ShardFolder:
         return {"folder": str(self.part), "top_k": top_k, "unsure": unsure}
 
     def store(self, results, top_k: int, unsure: bool) -> None:
-        """Write rows the workers did not (problems found on this computer)."""
+        """Write rows the workers did not (problems found here, shards not seen here)."""
         write_shard(self.part, results, top_k, unsure, self.error_type)
 
     def commit(self, expected: int, about: dict | None = None) -> Path:
         """Check the rows, write the summary, and rename the folder to ``OUT``."""
-        facts = summary(self.part, about)
+        facts = summary(self.part, about, self.error_type)
         if facts["rows"] != expected:
-            raise self.error_type(
-                f"{self.part} holds {facts['rows']} rows, not the {expected} of this run: "
-                "the workers wrote their shards where this computer cannot see them, or a "
-                "shard was removed. Give an --output on storage every worker shares, or run "
-                "again with --resume to do what is missing."
-            )
+            raise self.error_type(_miscount(self.part, facts["rows"], expected))
         text = json.dumps(facts, indent=2, ensure_ascii=False) + "\n"
         fsutil.atomic_write(self.part / SUMMARY, text, error_type=self.error_type)
-        self._unlock()
         with fsutil.disk_errors(self.target, self.error_type):
             self._swap()
+        self._release()
+        (self.target / LOCK).unlink(missing_ok=True)
         return self.target
 
     def _swap(self) -> None:
@@ -225,27 +261,45 @@ class ShardFolder:
             os.replace(self.target, aside)
         os.replace(self.part, self.target)
         if aside is not None:
-            if aside.is_dir() and not aside.is_symlink():
-                shutil.rmtree(aside, ignore_errors=True)
-            else:
-                aside.unlink(missing_ok=True)
+            _remove(aside)
 
-    def _unlock(self) -> None:
+    def _release(self) -> None:
         lock, self._lock = getattr(self, "_lock", None), None
         if lock is not None:
             with suppress(OSError):
-                lock.close()
-            with suppress(OSError):
-                (self.part / LOCK).unlink()
+                lock.close()  # the lock goes with it; the file stays (no unlink race)
 
     def keep(self) -> str:
-        self._unlock()
-        return f"{self.part}{os.sep}"
+        return f"{self.part}{os.sep}"  # locked until this process ends, or ``close``
+
+    def close(self) -> None:
+        """Let go of the folder (once the job's workers have stopped), keeping it."""
+        self._release()
 
     def drop(self) -> str | None:
         """End without rows of this run: the folder goes unless a worker wrote a shard."""
-        self._unlock()
         if shard_files(self.part):
-            return f"{self.part}{os.sep}"
+            return self.keep()
+        self._release()
         shutil.rmtree(self.part, ignore_errors=True)
         return None
+
+
+def _miscount(part: Path, rows: int, expected: int) -> str:
+    if rows > expected:
+        return (
+            f"{part} holds {rows - expected} rows more than the {expected} of this run: a "
+            "batch was written twice. Run again with --resume, which removes the repeats."
+        )
+    return (
+        f"{part} holds {rows} rows, not the {expected} of this run: a shard was removed "
+        "while it ran. Run again with --resume to do what is missing."
+    )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with suppress(OSError):
+            path.unlink()
