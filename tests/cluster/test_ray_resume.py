@@ -133,9 +133,9 @@ def _cmdline(process) -> list[str]:
         return []
 
 
-# csv goes through the same writer as jsonl (and is killed and resumed in tests/cli);
-# parquet under --ray is the workers' folder of shards.
-@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+# Parquet under --ray is the workers' folder of shards; csv and jsonl under --ray go
+# through the local writer, which tests/cli kills and resumes (about 80 s a format here).
+@pytest.mark.parametrize("fmt", ["parquet"])
 def test_sigkill_of_the_driver_then_resume_completes(lite0_onnx, tmp_path, app_home, fmt):
     folder = generated_images(tmp_path / "images", COUNT)
     out_file = tmp_path / f"results.{fmt}"
@@ -154,7 +154,9 @@ def test_sigkill_of_the_driver_then_resume_completes(lite0_onnx, tmp_path, app_h
     assert_union(out_file, folder)
 
 
-@pytest.mark.parametrize("group", [False, True], ids=["driver", "terminal"])
+# As a terminal sends it (Ray's own processes get it too); sending it to the driver alone
+# passed as well (55 s more of the suite, so not kept).
+@pytest.mark.parametrize("group", [True], ids=["terminal"])
 def test_ctrl_c_under_ray_stops_the_job_and_resumes(lite0_onnx, tmp_path, app_home, group):
     folder = generated_images(tmp_path / "images", COUNT)
     out_file = tmp_path / "results.jsonl"
