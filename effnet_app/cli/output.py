@@ -242,6 +242,8 @@ class ResultsOutput:
                 return None
             return f"Rows were written to {kept} before the run stopped; --resume goes on."
         where = self.destination.keep()
+        if self.shards is not None:  # the workers may have written batches not seen here
+            self.written = max(self.written, self.shards.rows() - (self.resumed or 0))
         rows = "1 row was" if self.written == 1 else f"{self.written} rows were"
         if self.resumed is None:
             return f"{rows} written to {where} before the run stopped."

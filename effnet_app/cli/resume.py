@@ -148,6 +148,17 @@ class _Scan:
     problems: dict[str, bool] = field(default_factory=dict)
     duplicates: int = 0
     end: int = 0
+    relative: int = 0  # rows naming their file relative to where the first run started
+
+    def add(self, path: str, stat: Key, problem: bool) -> bool:
+        """Take a row's key; False when the file has a row already."""
+        key = key_of(path)
+        if key in self.written:
+            self.duplicates += 1
+            return False
+        self.written[key], self.problems[key] = stat, problem
+        self.relative += not os.path.isabs(path)
+        return True
 
 
 def _scan(path: Path, fmt: str, header: str, finished: bool) -> _Scan:
@@ -155,10 +166,8 @@ def _scan(path: Path, fmt: str, header: str, finished: bool) -> _Scan:
     for item in _records(path, fmt, header, finished):
         if isinstance(item, int):
             scan.end = item
-        elif (key := key_of(item.path)) in scan.written:
-            scan.duplicates += 1
         else:
-            scan.written[key], scan.problems[key] = item.stat, item.problem
+            scan.add(item.path, item.stat, item.problem)
     return scan
 
 
@@ -177,6 +186,12 @@ def _inputs(found: list) -> dict[str, Key]:
 def _plan(scan: _Scan, found: list) -> tuple[Resume, set[str]]:
     """What is left of ``found`` after the rows ``scan`` read; and the stale rows' keys."""
     inputs = _inputs(found)
+    if scan.relative and inputs and not any(k in inputs for k in scan.written):
+        raise OutputError(
+            "The rows already written name their files relative to the folder the first "
+            f"run started in, and none of them is among the files found from here "
+            f"({os.getcwd()}). Run --resume from that folder, with the same paths."
+        )
     stale = {k for k, stat in scan.written.items() if k in inputs and inputs[k] != stat}
     todo = [f for f in found if (k := _found_key(f)) not in scan.written or k in stale]
     kept = {k: p for k, p in scan.problems.items() if k not in stale}
@@ -284,11 +299,8 @@ def _scan_shards(folder: Path, top_k: int, unsure: bool) -> tuple[_Scan, dict[st
                 "with the same --model and --top-k as the first run, or choose another --output."
             )
         for path, stat, problem in shards.shard_keys(shard, OutputError):
-            key = key_of(path)
-            if key in scan.written:
-                repeats.setdefault(shard.name, set()).add(key)
-                continue
-            scan.written[key], scan.problems[key] = stat, problem
+            if not scan.add(path, stat, problem):
+                repeats.setdefault(shard.name, set()).add(key_of(path))
     return scan, repeats
 
 

@@ -127,3 +127,19 @@ def test_resume_is_refused_where_it_cannot_work(run_cli, photo_folder, tmp_path)
     out_file.rename(tmp_path / "results.csv.part")
     code, _, err = _classify(run_cli, photo_folder, out_file, "csv", "--resume")
     assert code == common.EXIT_OUTPUT and "not those of this run" in err
+
+
+def test_a_resume_from_another_folder_is_refused_not_done_twice(
+    run_cli, photo_folder, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(photo_folder.parent)
+    out_file = tmp_path / "results.jsonl"
+    code, _, _ = _classify(run_cli, photo_folder.name, out_file, "jsonl")
+    assert code == 0
+    before = out_file.read_bytes()
+    out_file.rename(out_file.with_name("results.jsonl.part"))
+    monkeypatch.chdir(tmp_path.parent)
+    given = os.path.relpath(photo_folder)
+    code, _, err = _classify(run_cli, given, out_file, "jsonl", "--resume")
+    assert code != 0 and "relative to the folder the first run started in" in err
+    assert out_file.with_name("results.jsonl.part").read_bytes() == before

@@ -124,3 +124,35 @@ def test_a_linked_output_is_followed_and_the_link_kept(notes, tmp_path):
     _complete(link, notes)
     assert link.is_symlink() and (shared / "out.parquet" / shards.SUMMARY).is_file()
     assert len(read_results(link)) == 6
+
+
+def test_an_output_that_is_a_file_is_refused_and_kept(notes, tmp_path):
+    precious = tmp_path / "f.txt"
+    precious.write_text("precious")
+    link = tmp_path / "ln"
+    link.symlink_to(precious)
+    for given in (precious, link):
+        with pytest.raises(AppError, match="is a file, and a Ray job's Parquet output is a"):
+            shards.ShardFolder(given)
+    assert precious.read_text() == "precious" and link.is_symlink()
+
+
+def test_a_full_disk_while_writing_a_shard_is_a_sentence(notes, tmp_path, monkeypatch):
+    import errno
+    import io
+
+    from effnet_app.core import fsutil
+
+    class FillsUp(io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    folder = shards.ShardFolder(tmp_path / "out.parquet")
+    monkeypatch.setattr(fsutil, "open", FillsUp, raising=False)
+    with pytest.raises(AppError) as caught:
+        folder.store(_rows(sorted(notes.iterdir())[:2]), 3, False)
+    assert "disk is full" in caught.value.sentence
+    monkeypatch.undo()
+    assert shards.shard_files(folder.part) == [] and folder.rows() == 0
+    folder.store(_rows(sorted(notes.iterdir())[:2]), 3, False)
+    assert folder.rows() == 2

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import AppError
-from ..fsutil import atomic_file
+from ..fsutil import atomic_file, disk_errors
 
 CHUNK_ROWS = 8192  # rows per Parquet row group, and per read
 BATCH_ROWS = 1024  # rows held as Python objects at a time while writing (divides CHUNK_ROWS)
@@ -122,7 +122,7 @@ def write_parquet(
 
     shape = schema(top_k, unsure)
     with atomic_file(target, "wb", error_type=error_type) as stream:
-        with pq.ParquetWriter(stream, shape) as writer:
+        with disk_errors(Path(target), error_type), pq.ParquetWriter(stream, shape) as writer:
             pending, held = [], 0
             for batch in _batches(rows, top_k, unsure, shape):
                 pending.append(batch)

@@ -230,8 +230,11 @@ class ShardFolder:
                     f"{folder} is a folder with other files in it, not results of this app. "
                     "Choose another --output for the Parquet shards."
                 )
-            if folder == self.part and folder.exists() and not folder.is_dir():
-                raise self.error_type(f"{folder} is a file. Move it, or choose another --output.")
+            if folder.exists() and not folder.is_dir():
+                raise self.error_type(
+                    f"{folder} is a file, and a Ray job's Parquet output is a folder of "
+                    "shards. Move the file, or choose another --output."
+                )
 
     def options(self, top_k: int, unsure: bool) -> dict:
         """What the workers need to write this folder's shards themselves."""
@@ -271,6 +274,16 @@ class ShardFolder:
 
     def keep(self) -> str:
         return f"{self.part}{os.sep}"  # locked until this process ends, or ``close``
+
+    def rows(self) -> int:
+        """Rows in the part folder now (from each shard's footer, not its data)."""
+        import pyarrow.parquet as pq
+
+        total = 0
+        for shard in shard_files(self.part):
+            with suppress(OSError, ValueError):
+                total += pq.ParquetFile(shard).metadata.num_rows
+        return total
 
     def close(self) -> None:
         """Let go of the folder (once the job's workers have stopped), keeping it."""
