@@ -87,7 +87,8 @@ def time_cli(home: str, image: Path, backend: str) -> tuple[float, float, str]:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{text}")
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes there, KiB here
-    summary = text.strip().splitlines()[-1] if text.strip() else ""
+    lines = [line for line in text.splitlines() if " classified, " in line]  # engine used
+    summary = lines[-1] if lines else ""
     return seconds, usage.ru_maxrss * scale / 1e6, summary
 
 
