@@ -139,11 +139,16 @@ def drop_rows(shard: Path, unwanted, error_type=AppError) -> int:
 def summary(folder, about: dict | None = None, error_type=AppError) -> dict:
     """Counts over every shard: rows, problems, and rows per top label ("not sure" too)."""
     require_pyarrow()
+    import pyarrow.parquet as pq
+
     labels: Counter = Counter()
     rows = problems = 0
     shards = shard_files(folder)
     for shard in shards:
-        columns = _table(shard, None, error_type).to_pydict()
+        with reading(shard, error_type):
+            names = pq.read_schema(shard).names
+        wanted = ["path", "problem", "label_1"] + (["unsure"] if "unsure" in names else [])
+        columns = _table(shard, wanted, error_type).to_pydict()  # not the other labels
         unsure = columns.get("unsure") or [False] * len(columns["path"])
         rows += len(columns["path"])
         for problem, label, low in zip(columns["problem"], columns["label_1"], unsure, strict=True):
