@@ -54,7 +54,7 @@ def _prepare_classifier(args: argparse.Namespace):
 
     plan = engines.fast_plan(args.model, args.device, args.backend, args.precision)
     if plan is not None:
-        made = plan.classifier(batch_size=args.batch_size)
+        made = plan.classifier(batch_size=args.batch_size, single=_one_file(args))
         try:
             run_job(made.load(), quiet=True)
             return made
@@ -68,6 +68,11 @@ def _prepare_classifier(args: argparse.Namespace):
             say(f"effnet-app: {made.describe()} failed to start ({exc}); using PyTorch.")
             args.backend = "torch"
     return _optimised_classifier(args)
+
+
+def _one_file(args: argparse.Namespace) -> bool:
+    """Whether the request is one image file (its runtime is then set up for one)."""
+    return not args.from_list and len(args.paths) == 1 and os.path.isfile(args.paths[0])
 
 
 def _optimised_classifier(args: argparse.Namespace):

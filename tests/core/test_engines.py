@@ -90,6 +90,33 @@ def test_each_runtime_chosen_explicitly_gives_the_same_answers(optimised, sample
     assert "cat" in rows[1].top1.label
 
 
+def _set_up_for_one(backend) -> bool:
+    if backend.name == "onnxruntime":
+        return backend.single_images
+    return backend.performance_hint == "LATENCY"
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_one_file_on_the_command_line_sets_the_runtime_up_for_one_image(
+    optimised, sample_photos, tmp_path, backend
+):
+    from effnet_app.cli import build_parser
+    from effnet_app.cli.classify import _prepare_classifier
+
+    def prepared(*paths):
+        args = build_parser().parse_args(["classify", *map(str, paths), "--backend", backend])
+        return _prepare_classifier(args)
+
+    one = prepared(sample_photos["coffee"])
+    assert one.backend.name == backend and _set_up_for_one(one.backend)
+    assert classify_all(one, [sample_photos["coffee"]])[0].top1.label == "espresso"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    assert not _set_up_for_one(prepared(folder).backend)  # a folder: set up for batches
+    two = prepared(sample_photos["coffee"], sample_photos["chelsea"])
+    assert not _set_up_for_one(two.backend)
+
+
 def test_classify_command_does_not_import_torch_on_the_fast_path(optimised, sample_photos):
     script = (
         "import sys\n"

@@ -193,6 +193,33 @@ def test_openvino_gives_the_same_logits_with_either_hint(exported, loaded):
     np.testing.assert_allclose(throughput.run(one), throughput.run(batch)[:1], rtol=1e-4, atol=1e-4)
 
 
+def _spins(session) -> str:
+    return session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+
+def test_onnxruntime_runs_a_batch_of_one_on_a_spinning_session_with_the_same_logits(
+    exported, loaded
+):
+    spec, _, path = exported["lite0"]
+    batch = _photo_batch(spec.preprocess, 3)
+    fresh = OnnxRuntimeBackend(path, threads=2)
+    fresh.load()
+    expected = fresh.run(batch)
+    assert fresh.single_session is None  # batches never open it
+    one = fresh.run(batch[:1])
+    assert _spins(fresh.single_session) == "1" and _spins(fresh.session) == "0"
+    np.testing.assert_allclose(one, expected[:1], rtol=1e-4, atol=1e-4)
+    made = fresh.single_session
+    fresh.run(batch[1:2])
+    assert fresh.single_session is made  # opened once
+    # One file on the command line: one spinning session from the start, batches run too.
+    alone = OnnxRuntimeBackend(path, threads=2, single_images=True)
+    alone.load()
+    assert _spins(alone.session) == "1"
+    np.testing.assert_allclose(alone.run(batch), expected, rtol=1e-4, atol=1e-4)
+    assert alone.run(batch[:1]).shape == (1, 1000) and alone.single_session is None
+
+
 def test_names_versions_and_descriptions(loaded, exported):
     ort_backend, ov_backend = loaded["lite0", "onnxruntime"], loaded["lite0", "openvino"]
     assert (ort_backend.name, ort_backend.wants, ort_backend.describe()) == (

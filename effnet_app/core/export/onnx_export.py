@@ -155,6 +155,9 @@ def export_job(
     Every runtime installed must agree (``verify``), else ExportError; on any failure
     or cancel the folder is removed.
     """
+    from .. import native_libs
+
+    native_libs.preload()
     folder = Path(folder)
     runtimes = _needs_runtime()
     source = _source_file(spec, weights_path, model)

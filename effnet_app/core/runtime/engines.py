@@ -43,28 +43,41 @@ class Plan:
         """What a loaded classifier of this plan is kept under."""
         return ("export", self.info.key, self.backend, self.precision, self.info.sha256)
 
-    def make_backend(self):
-        return runtime_backend(self.backend, self.info, self.precision)
+    def make_backend(self, single: bool = False):
+        return runtime_backend(self.backend, self.info, self.precision, single)
 
-    def classifier(self, spec=None, batch_size: int | None = None) -> Classifier:
-        """Its classifier (not loaded yet); ``spec`` defaults to the export's own."""
+    def classifier(self, spec=None, batch_size: int | None = None, single: bool = False):
+        """Its classifier (not loaded yet); ``spec`` defaults to the export's own.
+
+        ``single``: the caller classifies one image only, so the runtime is set up for a
+        batch of one from the start (see ``runtime_backend``).
+        """
         made = Classifier(
-            spec or self.info.spec(), batch_size=batch_size, backend=self.make_backend()
+            spec or self.info.spec(), batch_size=batch_size, backend=self.make_backend(single)
         )
         made.notes = ()
         return made
 
 
-def runtime_backend(name: str, info, precision: str = "fp32"):
-    """The backend running ``info``'s export file with runtime ``name``."""
+def runtime_backend(name: str, info, precision: str = "fp32", single: bool = False):
+    """The backend running ``info``'s export file with runtime ``name``.
+
+    ``single``: only batches of one will come, so ONNX Runtime opens just its spinning
+    session and OpenVINO compiles just its LATENCY model (a larger batch still runs, on
+    that one). Otherwise each opens its batch set-up and the single-image one when the
+    first batch of one comes.
+    """
     if name == "onnxruntime":
         from .onnx_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(info.model_path, sha256=info.sha256)
+        return OnnxRuntimeBackend(info.model_path, sha256=info.sha256, single_images=single)
     if name == "openvino":
         from .openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend(info.model_path, precision=precision, sha256=info.sha256)
+        hint = "LATENCY" if single else None
+        return OpenVinoBackend(
+            info.model_path, precision=precision, sha256=info.sha256, performance_hint=hint
+        )
     raise ValueError(f"{name} does not run exports")
 
 
@@ -131,7 +144,10 @@ def classifier_job(
     cancel: CancelToken = NEVER,
 ):
     """Job: the classifier for this request, loaded; see the module docstring."""
+    from .. import native_libs
     from ..devices import resolve_device
+
+    native_libs.preload()  # torch comes next: its libraries load without holding the GIL
 
     resolved = resolve_device(device)
     runtimes = choices.installed_runtimes()

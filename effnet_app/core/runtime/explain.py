@@ -202,6 +202,9 @@ def explain_job(
     cancel: CancelToken = NEVER,
 ) -> Generator[Progress, None, Heatmap]:
     """Job: a Grad-CAM heatmap for one file, on the classifier's model and device."""
+    from .. import native_libs
+
+    native_libs.preload()  # a torch-free classifier's explanation loads torch now
     path = Path(path)
     cancel.raise_if_cancelled()
     if not classifier.loaded:

@@ -144,13 +144,13 @@ class OpenVinoBackend(ExportBackend):
         threads: int | None = None,
         sha256: str | None = None,
         name_for_messages: str | None = None,
-        performance_hint: str = PERFORMANCE_HINT,
+        performance_hint: str | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, not {precision!r}")
         super().__init__(model_path, threads, sha256, name_for_messages)
         self.precision = precision
-        self.performance_hint = performance_hint
+        self.performance_hint = performance_hint or PERFORMANCE_HINT
         self.compiled = None
         self._lock = threading.Lock()  # the requests are reused: runs from two threads take turns
 

@@ -38,9 +38,11 @@ def preload(cancel=None):
     """Job: import ``PRELOAD`` one module at a time (a cancel lands between two)."""
     import importlib
 
+    from .. import native_libs
     from ..jobs import NEVER, Progress
 
     cancel = cancel or NEVER
+    native_libs.preload()  # torch's libraries, opened without holding the GIL
     for done, name in enumerate(PRELOAD, 1):
         cancel.raise_if_cancelled()
         importlib.import_module(name)
