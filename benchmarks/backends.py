@@ -6,7 +6,9 @@ scikit-image's samples, through the model's own preprocessing):
 - torch eager: the network as loaded, eval mode, contiguous, ``inference_mode``;
 - torch channels_last + folded BN: the app's ``TorchBackend``;
 - ONNX Runtime: a plain ``InferenceSession`` of the app's verified export (CPU provider,
-  2 intra-op threads, the runtime's defaults otherwise);
+  2 intra-op threads, the runtime's defaults otherwise, spin-waiting among them), and
+  the same without spin-waiting, as the app runs batches (decode threads share the
+  cores then: end to end it is faster, see ``onnx_backend``);
 - OpenVINO f32 (and bf16 where the CPU has it): ``compile_model`` of the same file with
   the precision hint set explicitly, 2 threads, the LATENCY hint;
 - auto: what ``engines.classifier_job(spec, weights, "cpu", "auto")`` hands the app under
@@ -74,12 +76,14 @@ def torch_folded(spec, weights) -> Callable:
     return backend.run
 
 
-def onnxruntime_row(path) -> Callable:
+def onnxruntime_row(path, spinning: bool = True) -> Callable:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = THREADS
     options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda batch: session.run(None, {name: batch})
@@ -153,6 +157,7 @@ def make_rows(spec, weights, bf16: bool) -> dict[str, Callable]:
         "torch eager": torch_eager(spec, weights),
         "torch channels_last + folded BN": torch_folded(spec, weights),
         "ONNX Runtime": onnxruntime_row(path),
+        "ONNX Runtime, no spin-waiting": onnxruntime_row(path, spinning=False),
         "OpenVINO f32": openvino_row(path, "f32"),
     }
     if bf16:

@@ -10,10 +10,13 @@ import then finds them loaded. With it the longest freeze of ``import torch`` fe
 80 ms.
 
 The files are opened as the import would open them (``RTLD_NOW``, local symbols; the
-one torch itself opens globally stays global), so nothing resolves differently. A file
-that is missing or does not load is skipped: ``import torch`` then does its own work,
-with its own error messages. Linux only (elsewhere this does nothing); nothing here
-imports torch.
+one torch itself opens globally stays global). A CUDA build is preloaded only where its
+CUDA libraries are pip's, beside torch, and ``LD_LIBRARY_PATH`` is unset: libtorch_cpu's
+run path then finds the very files torch's own CUDA preloading would, and elsewhere
+(a system CUDA, a split install) torch is left to pick them in its own order. Python's
+bindings (libtorch_python) are left to the import. A file that is missing or does not
+load is skipped: ``import torch`` then does its own work, with its own error messages.
+Linux only (elsewhere this does nothing); nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ TORCH_LIBS = (
     "libc10_cuda.so",
     "libtorch_cuda.so",
     "libtorch.so",
-    "libtorch_python.so",
 )
 GLOBAL = {"libtorch_global_deps.so"}
 
@@ -58,7 +60,7 @@ def library_files() -> list[tuple[Path, bool]]:
     """(file, opened globally) for each of torch's (and triton's) libraries installed here."""
     found = []
     torch_dir = _package_dir("torch")
-    if torch_dir is not None:
+    if torch_dir is not None and not _cuda_elsewhere(torch_dir):
         for name in TORCH_LIBS:
             path = torch_dir / "lib" / name
             if path.is_file():
@@ -67,6 +69,14 @@ def library_files() -> list[tuple[Path, bool]]:
     if triton_dir is not None and (triton_dir / "_C" / "libtriton.so").is_file():
         found.append((triton_dir / "_C" / "libtriton.so", False))
     return found
+
+
+def _cuda_elsewhere(torch_dir: Path) -> bool:
+    """Whether a CUDA build of torch may take its CUDA libraries from outside pip's
+    ``nvidia`` folder beside it (where its run path points)."""
+    if not (torch_dir / "lib" / "libtorch_cuda.so").is_file():
+        return False  # a CPU-only build: no CUDA libraries to find
+    return bool(os.environ.get("LD_LIBRARY_PATH")) or not (torch_dir.parent / "nvidia").is_dir()
 
 
 def _dlopen():

@@ -69,6 +69,39 @@ def test_auto_measured_every_installed_runtime_and_took_the_fastest(optimised):
     assert plan.backend == max(rates, key=rates.get)
     assert plan.precision == "fp32"
     assert "measured" in plan.choice.reason or "fastest" in plan.choice.reason
+    alone = plan.choice.single_rates  # single images, timed apart, torch-free runtimes only
+    assert set(alone) == set(choices.installed_runtimes()) and all(r > 0 for r in alone.values())
+    assert plan.single_backend == max(alone, key=alone.get)
+
+
+def _split_plan(batches: str, single: str) -> engines.Plan:
+    info = _choice().info
+    choice = choices.Choice(batches, rates={batches: 1.0}, single=single)
+    return engines.Plan(info, batches, "fp32", choice)
+
+
+def test_single_images_run_on_the_runtime_measured_fastest_alone(optimised, sample_photos):
+    from effnet_app.core.runtime.backend import SplitBackend
+
+    plan = _split_plan("openvino", "onnxruntime")
+    made = plan.classifier()
+    assert isinstance(made.backend, SplitBackend) and made.backend.name == "openvino"
+    photos = [sample_photos["coffee"], sample_photos["chelsea"]]
+    folder = classify_all(made, photos)
+    assert made.backend.single is None  # batches never open the other runtime
+    (one,) = classify_all(made, photos[:1])
+    assert made.backend.single.name == "onnxruntime" and made.backend.single.single_images
+    assert one.top1.label == folder[0].top1.label == "espresso"
+    assert abs(one.top1.probability - folder[0].top1.probability) < 1e-4
+    assert "one image: ONNX Runtime" in made.backend.describe()
+    # One file on the command line: only the single-image runtime, set up for one.
+    alone = plan.classifier(single=True)
+    assert alone.backend.name == "onnxruntime" and alone.backend.single_images
+    # Remembered with its single-image half, the torch-free path builds the same.
+    key = choices.choice_key(plan.info.sha256, "fp32", "auto")
+    choices.remember(key, plan.choice)
+    again = engines.fast_plan("lite0", "cpu")
+    assert (again.backend, again.single_backend) == ("openvino", "onnxruntime")
 
 
 def test_fast_path_agrees_with_torch_on_real_photos(optimised, sample_photos):
@@ -134,7 +167,8 @@ def test_classify_command_does_not_import_torch_on_the_fast_path(optimised, samp
     assert "TORCH-LOADED False False" in done.stdout
     rows = json.loads(done.stdout.split("TORCH-LOADED")[0])
     assert rows[0]["predictions"][0]["label"] == "espresso"
-    assert f"{choices.LABELS[_choice().backend]} fp32" in done.stderr  # the summary says which
+    one = choices.LABELS[_choice().single_backend]  # one file: the single-image runtime
+    assert f"{one} fp32" in done.stderr  # the summary says which
 
 
 def test_a_damaged_export_is_refused_and_torch_answers(optimised, sample_photos):

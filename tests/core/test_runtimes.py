@@ -197,7 +197,7 @@ def _spins(session) -> str:
     return session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
 
 
-def test_onnxruntime_runs_a_batch_of_one_on_a_spinning_session_with_the_same_logits(
+def test_onnxruntime_runs_an_image_alone_on_a_spinning_session_with_the_same_logits(
     exported, loaded
 ):
     spec, _, path = exported["lite0"]
@@ -205,8 +205,9 @@ def test_onnxruntime_runs_a_batch_of_one_on_a_spinning_session_with_the_same_log
     fresh = OnnxRuntimeBackend(path, threads=2)
     fresh.load()
     expected = fresh.run(batch)
+    fresh.run(batch[:1], RunState(4))  # a folder's last batch of one: not alone
     assert fresh.single_session is None  # batches never open it
-    one = fresh.run(batch[:1])
+    one = fresh.run(batch[:1])  # given alone (no state: a batch of one is alone)
     assert _spins(fresh.single_session) == "1" and _spins(fresh.session) == "0"
     np.testing.assert_allclose(one, expected[:1], rtol=1e-4, atol=1e-4)
     made = fresh.single_session
@@ -218,6 +219,24 @@ def test_onnxruntime_runs_a_batch_of_one_on_a_spinning_session_with_the_same_log
     assert _spins(alone.session) == "1"
     np.testing.assert_allclose(alone.run(batch), expected, rtol=1e-4, atol=1e-4)
     assert alone.run(batch[:1]).shape == (1, 1000) and alone.single_session is None
+
+
+def test_an_image_alone_runs_on_the_batch_session_when_a_second_cannot_open(exported, monkeypatch):
+    spec, _, path = exported["lite0"]
+    one = _photo_batch(spec.preprocess, 2)[:1]
+    backend = OnnxRuntimeBackend(path, threads=2)
+    backend.load()
+    expected = backend.run(one, RunState(1))
+    opened = backend._session
+
+    def short_of_memory(spinning):
+        if spinning:
+            raise RuntimeError("Failed to allocate memory for requested buffer")
+        return opened(spinning)
+
+    monkeypatch.setattr(backend, "_session", short_of_memory)
+    np.testing.assert_allclose(backend.run(one), expected, rtol=1e-5, atol=1e-5)
+    assert backend.single_session is None and backend._single_failed  # not tried again
 
 
 def test_names_versions_and_descriptions(loaded, exported):

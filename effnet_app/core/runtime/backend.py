@@ -17,6 +17,7 @@ Out of memory, a backend runs what it was given in smaller pieces and lowers
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -30,10 +31,19 @@ class RunState:
     ``batch_size`` is the most images the backend may run at once: it starts at the
     caller's batch size and is lowered after running out of memory. ``notes`` are
     sentences for the user; the caller takes them after each batch with ``take_notes``.
+    ``alone``: the run is one image with nothing decoded beside it (one file dropped or
+    given), so a runtime may run it its single-image way (``Backend.run`` without a
+    state takes a batch of one as alone too). A folder's last batch of one is not.
     """
 
     batch_size: int
     notes: list[str] = field(default_factory=list)
+    alone: bool = False
+
+    @classmethod
+    def whole(cls, batch) -> RunState:
+        """The state of a run given no state: the whole batch at once, alone if it is one."""
+        return cls(max(1, len(batch)), alone=len(batch) == 1)
 
     def lower_batch_size(self, size: int, note: str) -> None:
         self.batch_size = max(1, min(self.batch_size, size))
@@ -99,3 +109,50 @@ def as_numpy(array):
     if isinstance(array, np.ndarray):
         return array
     return array.detach().cpu().numpy()
+
+
+class SplitBackend(Backend):
+    """Batches on one backend, batches of one on another, each measured the faster at it.
+
+    ``batches`` is loaded by ``load``; ``make_single`` makes the other, which is loaded
+    when the first run of one image alone comes (``RunState.alone``), so folders never
+    pay for it. Both run numpy on the CPU.
+    """
+
+    wants = "numpy"
+
+    def __init__(self, batches: Backend, make_single, single_title: str) -> None:
+        super().__init__(batches.device)
+        self.single_title = single_title
+        self.batches = batches
+        self.name, self.title, self.precision = batches.name, batches.title, batches.precision
+        self._make_single = make_single
+        self.single: Backend | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self.batches.loaded
+
+    def load(self, cancel: CancelToken = NEVER) -> None:
+        self.batches.load(cancel)
+
+    def _single(self) -> Backend:
+        with self._lock:
+            if self.single is None:
+                made = self._make_single()
+                made.load()
+                self.single = made
+            return self.single
+
+    def run(self, batch, state: RunState | None = None):
+        state = state or RunState.whole(batch)
+        if state.alone:
+            return self._single().run(batch, state)
+        return self.batches.run(batch, state)
+
+    def default_batch_size(self) -> int:
+        return self.batches.default_batch_size()
+
+    def describe(self) -> str:
+        return f"{self.batches.describe()} (one image: {self.single_title})"

@@ -2,7 +2,11 @@
 
 The first time a model runs on a CPU, ``measure`` times each runtime that is installed
 (ONNX Runtime, OpenVINO, PyTorch) on the model's verified export, for about a second
-each, and the fastest is kept in ``engine_choices.json`` in the cache folder. The choice
+each, on a batch and on a single image, and the fastest for each is kept in
+``engine_choices.json`` in the cache folder. Batches and single images are different
+work: a runtime set up to share the cores with decode threads (ONNX Runtime without
+spin-waiting, OpenVINO's THROUGHPUT streams) is not the fastest on one image, so each
+runtime runs single images its own single-image way and is timed doing that. The choice
 is keyed by the export's SHA-256, the runtimes' versions, the CPU and the precision, so a
 new model file, an upgraded runtime or another computer measures again. Nothing here
 imports torch: the torch-free classify path reads the remembered choice.
@@ -60,13 +64,18 @@ def choice_key(sha256: str, precision: str, backend: str = "auto") -> str:
     """What a remembered choice depends on: the model file, the engines allowed to
     compete (``backend``), the runtimes' versions and the CPU."""
     parts = [sha256, precision, backend, cpu.cpu_signature(), str(cpu.inference_threads())]
+    parts.append("single-timed")  # choices made before single images were timed: again
     parts += [f"{k}={v}" for k, v in sorted(installed_runtimes().items())]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
 class Choice:
-    """The runtime picked for one model here, with what each candidate measured (img/s)."""
+    """The runtime picked for one model here, with what each candidate measured (img/s).
+
+    ``backend`` runs batches (``rates``, timed on ``batch`` images), ``single`` runs
+    batches of one (``single_rates``); "" means ``backend`` does both.
+    """
 
     backend: str
     precision: str = "fp32"
@@ -74,15 +83,23 @@ class Choice:
     batch: int = 1
     measured: str = ""
     reason: str = ""
+    single: str = ""
+    single_rates: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def single_backend(self) -> str:
+        return self.single or self.backend
 
     def describe(self) -> str:
-        label = LABELS.get(self.backend, self.backend)
-        others = ", ".join(
-            f"{LABELS.get(name, name)} {rate:.0f}"
-            for name, rate in sorted(self.rates.items(), key=lambda kv: -kv[1])
+        text = f"{LABELS.get(self.backend, self.backend)} {self.precision}"
+        if self.single_backend != self.backend:
+            text += f", one image on {LABELS.get(self.single, self.single)}"
+        measured = "; ".join(
+            f"{what} {_rates_text(rates)}"
+            for what, rates in ((f"batch of {self.batch}", self.rates), ("one", self.single_rates))
+            if rates
         )
-        text = f"{label} {self.precision}"
-        return f"{text} (measured img/s: {others})" if others else text
+        return f"{text} (measured img/s, {measured})" if measured else text
 
     @classmethod
     def from_dict(cls, data: dict) -> Choice:
@@ -93,7 +110,16 @@ class Choice:
             int(data.get("batch", 1)),
             str(data.get("measured", "")),
             str(data.get("reason", "")),
+            str(data.get("single", "")),
+            {str(k): float(v) for k, v in dict(data.get("single_rates", {})).items()},
         )
+
+
+def _rates_text(rates: dict[str, float]) -> str:
+    return ", ".join(
+        f"{LABELS.get(name, name)} {rate:.0f}"
+        for name, rate in sorted(rates.items(), key=lambda kv: -kv[1])
+    )
 
 
 def _choices_path() -> Path:
@@ -119,7 +145,7 @@ def remembered(key: str) -> Choice | None:
         choice = Choice.from_dict(entry)
     except (KeyError, TypeError, ValueError):
         return None
-    return choice if choice.backend in LABELS else None
+    return choice if {choice.backend, choice.single_backend} <= set(LABELS) else None
 
 
 def remember(key: str, choice: Choice) -> None:
@@ -139,7 +165,7 @@ def forget_all() -> None:
 def time_backend(backend, batch, cancel: CancelToken = NEVER, seconds: float = TRIAL_SECONDS):
     """Images per second of a loaded ``backend`` on ``batch`` for about ``seconds``."""
     runs, images, start = 0, 0, time.perf_counter()
-    while runs < 2 or time.perf_counter() - start < seconds:
+    while runs < 1 or time.perf_counter() - start < seconds:
         cancel.raise_if_cancelled()
         backend.run(batch)
         runs, images = runs + 1, images + len(batch)
@@ -147,24 +173,27 @@ def time_backend(backend, batch, cancel: CancelToken = NEVER, seconds: float = T
 
 
 def trial_batch(backend, sample, cancel: CancelToken = NEVER):
-    """A batch sized so one run takes about a tenth of the trial (at most 16 images)."""
-    backend.run(sample[:1])  # the first run of a backend pays for its set-up
+    """A batch sized so a round runs it about three times (2 to 16 images, as folders)."""
+    from .backend import RunState
+
+    one = RunState(1)  # timed as part of a batch, not as an image run alone
+    backend.run(sample[:1], one)  # the first run of a backend pays for its set-up
     start = time.perf_counter()
-    backend.run(sample[:1])
+    backend.run(sample[:1], one)
     per_image = max(1e-4, time.perf_counter() - start)
     cancel.raise_if_cancelled()
-    size = int(max(1, min(TRIAL_MAX_BATCH, len(sample), TRIAL_SECONDS / 8 / per_image)))
-    return sample[:size]
+    per_round = TRIAL_SECONDS / TRIAL_ROUNDS / 3
+    size = int(max(2, min(TRIAL_MAX_BATCH, per_round / per_image)))
+    return sample[: min(size, len(sample))]
 
 
-def measure(candidates: dict, sample, precision: str, cancel: CancelToken = NEVER) -> Choice:
-    """Time each loaded backend in ``candidates`` (name -> Backend) on the same batch.
+def timed_rounds(candidates: dict, batch_for, cancel: CancelToken = NEVER) -> dict[str, float]:
+    """Name -> best img/s of each backend in ``candidates`` on ``batch_for(backend)``.
 
     The candidates take turns, ``TRIAL_ROUNDS`` times for a third of the trial each, and
     each keeps its best round: another program that wakes up during one runtime's turn
     slows that turn only, and never makes a runtime faster than it is. A candidate that
-    fails is left out, with the reason logged; ``ValueError`` when none is left.
-    ``sample`` is a numpy batch of reference images (N, 3, H, W).
+    fails is left out, with the reason logged. ``batch_for`` is asked once.
     """
     rates: dict[str, float] = {}
     failed: set[str] = set()
@@ -175,8 +204,9 @@ def measure(candidates: dict, sample, precision: str, cancel: CancelToken = NEVE
                 continue
             try:
                 if batch is None:
-                    batch = trial_batch(backend, sample, cancel)
+                    batch = batch_for(backend)
                 if name not in rates:
+                    cancel.raise_if_cancelled()
                     backend.run(batch)  # a warm-up run, untimed
                 rate = time_backend(backend, batch, cancel, TRIAL_SECONDS / TRIAL_ROUNDS)
                 rates[name] = max(rate, rates.get(name, 0.0))
@@ -186,14 +216,49 @@ def measure(candidates: dict, sample, precision: str, cancel: CancelToken = NEVE
                 log.warning("%s failed its timed trial and is not used: %s", name, exc)
                 failed.add(name)
                 rates.pop(name, None)
+    return rates
+
+
+def measure(
+    candidates: dict, sample, precision: str, cancel: CancelToken = NEVER, single=None
+) -> Choice:
+    """Time each loaded backend in ``candidates`` (name -> Backend) on the same batch, then
+    those of ``single`` (names; default all) that compute like the fastest on one image.
+
+    ``ValueError`` when no candidate ran. ``sample`` is a numpy batch of reference images
+    (N, 3, H, W). Only candidates computing in the batch winner's precision are timed on
+    one image, so both halves of a choice compute alike.
+    """
+    sizes = []
+
+    def batch_for(backend):
+        sizes.append(len(trial := trial_batch(backend, sample, cancel)))
+        return trial
+
+    rates = timed_rounds(candidates, batch_for, cancel)
     if not rates:
         raise ValueError("no runtime could run the model")
     best = max(rates, key=rates.__getitem__)
+    names = set(candidates) if single is None else set(single)
+    alone = {
+        name: backend
+        for name, backend in candidates.items()
+        if name in names and name in rates and same_precision(name, best)
+    }
+    single_rates = timed_rounds(alone, lambda _: sample[:1], cancel) if len(alone) > 1 else {}
+    fastest_alone = max(single_rates, key=single_rates.__getitem__) if single_rates else best
     return Choice(
         best,
         precision,
         {k: round(v, 1) for k, v in rates.items()},
-        len(batch) if batch is not None else 1,
+        sizes[0] if sizes else 1,
         datetime.now(UTC).isoformat(timespec="seconds"),
         f"fastest of {len(rates)} measured on {cpu.cpu_name()}",
+        "" if fastest_alone == best else fastest_alone,
+        {k: round(v, 1) for k, v in single_rates.items()},
     )
+
+
+def same_precision(a: str, b: str) -> bool:
+    """Whether candidates ``a`` and ``b`` compute alike ("openvino-bf16" is bf16)."""
+    return a.endswith("-bf16") == b.endswith("-bf16")

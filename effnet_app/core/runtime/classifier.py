@@ -190,7 +190,8 @@ class Classifier:
         if not found:
             yield PredictionBatch((), meter.progress(0, "No images found."))
             return 0
-        state = RunState(self.batch_size)  # this run's own: a lowered size ends with it
+        # This run's own: a lowered size ends with it. One file alone runs its own way.
+        state = RunState(self.batch_size, alone=len(found) == 1)
         done, pending = 0, []
         with closing(self.pipeline().run(found, cancel)) as decoded:
             for item in decoded:

@@ -43,8 +43,24 @@ class Plan:
         """What a loaded classifier of this plan is kept under."""
         return ("export", self.info.key, self.backend, self.precision, self.info.sha256)
 
+    @property
+    def single_backend(self) -> str:
+        """The runtime for batches of one (measured apart; else the batches' one)."""
+        return self.choice.single_backend if self.choice is not None else self.backend
+
     def make_backend(self, single: bool = False):
-        return runtime_backend(self.backend, self.info, self.precision, single)
+        """The backend; ``single``: only single images will come (one file to classify)."""
+        if single or self.single_backend == self.backend:
+            name = self.single_backend if single else self.backend
+            return runtime_backend(name, self.info, self.precision, single)
+        from .backend import SplitBackend
+
+        batches = runtime_backend(self.backend, self.info, self.precision)
+        return SplitBackend(
+            batches,
+            lambda: runtime_backend(self.single_backend, self.info, self.precision, True),
+            LABELS.get(self.single_backend, self.single_backend),
+        )
 
     def classifier(self, spec=None, batch_size: int | None = None, single: bool = False):
         """Its classifier (not loaded yet); ``spec`` defaults to the export's own.
@@ -120,7 +136,7 @@ def fast_plan(model: str, device: str, backend: str = "auto", precision: str = "
     precision = _precision_for(backend, precision)
     if backend == "auto" or precision != "fp32":
         choice = choices.remembered(choices.choice_key(info.sha256, precision, backend))
-        if choice is None or choice.backend not in runtimes:
+        if choice is None or not {choice.backend, choice.single_backend} <= runtimes:
             return None  # measured as torch, or not measured yet: the slow path knows
         if backend not in ("auto", choice.backend):
             return None
@@ -301,8 +317,19 @@ def _measure(spec, info, torch_backend, backend, precision, notes, cancel) -> Ch
 
     sample = reference_batch(info.preprocess, limit=choices.TRIAL_MAX_BATCH)
     found = _candidates(info, backend, precision, sample, torch_backend, notes)
-    measured = choices.measure(found, sample, precision, cancel)
+    runtimes = [name for name in found if name != "torch"]  # one image: torch-free
+    measured = choices.measure(found, sample, precision, cancel, single=runtimes)
     name, used = measured.backend, "fp32"
     if name == "openvino-bf16":
         name, used = "openvino", "bf16"
-    return Choice(name, used, measured.rates, measured.batch, measured.measured, measured.reason)
+    single = "openvino" if measured.single == "openvino-bf16" else measured.single
+    return Choice(
+        name,
+        used,
+        measured.rates,
+        measured.batch,
+        measured.measured,
+        measured.reason,
+        "" if single == name else single,
+        measured.single_rates,
+    )

@@ -85,7 +85,8 @@ class ExportBackend(Backend):
     ``threads`` defaults to the physical cores (``cpu.inference_threads``); ``sha256``,
     when given, is checked at ``load``; ``name_for_messages`` names the model in
     sentences (the file's folder otherwise). Subclasses open the file in ``_open``,
-    which returns the function that runs one float32 NCHW array.
+    which returns the function that runs one float32 NCHW array: ``forward(batch,
+    alone)``, ``alone`` saying the batch is one image run by itself (``RunState.alone``).
     """
 
     wants = "numpy"
@@ -102,7 +103,7 @@ class ExportBackend(Backend):
         self.threads = max(1, int(threads or cpu.inference_threads()))
         self.sha256 = sha256
         self.model_name = name_for_messages or self.model_path.parent.name or "the model"
-        self._forward: Callable[[np.ndarray], np.ndarray] | None = None
+        self._forward: Callable[[np.ndarray, bool], np.ndarray] | None = None
 
     @property
     def loaded(self) -> bool:
@@ -122,22 +123,23 @@ class ExportBackend(Backend):
         return 4
 
     @abstractmethod
-    def _open(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Read ``model_path`` into the runtime; return batch -> float32 logits."""
+    def _open(self) -> Callable[[np.ndarray, bool], np.ndarray]:
+        """Read ``model_path`` into the runtime; return (batch, alone) -> float32 logits."""
 
     def run(self, batch, state: RunState | None = None) -> np.ndarray:
         """Logits in pieces of at most ``state.batch_size``; out of memory, halve and go on."""
         if self._forward is None:
             raise ModelError(f"{self.model_name} was used before it was loaded.")
         array = np.ascontiguousarray(as_numpy(batch), dtype=np.float32)
-        state = state or RunState(max(1, len(array)))
+        state = state or RunState.whole(array)
         if len(array) == 0:
-            return self._forward(array)
+            return self._forward(array, False)
         pieces, start = [], 0
         while start < len(array):
             piece = array[start : start + state.batch_size]
             try:
-                pieces.append(np.asarray(self._forward(piece), dtype=np.float32))
+                logits = self._forward(piece, state.alone and len(piece) == 1)
+                pieces.append(np.asarray(logits, dtype=np.float32))
             except Exception as exc:  # noqa: BLE001 - only memory failures are kept
                 self._out_of_memory(exc, len(piece), state)
                 continue

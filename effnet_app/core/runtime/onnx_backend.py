@@ -7,11 +7,13 @@ each batch, time the decode threads that share them need: measured end to end on
 2-core machine, 51 img/s without spinning against 45 with it (B0, 200 12-MP JPEGs; 49.7
 against 45.8 on a 2-core AMD EPYC, 2026-12-03).
 
-A single image is another matter: nothing is decoded while it runs, and waking sleeping
-threads between the network's ~80 layers is what it pays for. Spinning ran B0 at batch 1
-at 96 img/s against 72 without it. So a batch of one runs in a second, spinning session,
-opened when the first such batch comes; a caller that knows it runs single images only
-(one file on the command line) passes ``single_images=True`` and gets just that one.
+A single image run alone (one file dropped or given: ``RunState.alone``) is another
+matter: nothing is decoded while it runs, and waking sleeping threads between the
+network's ~80 layers is what it pays for. Spinning ran B0 at batch 1 at 96 img/s against
+72 without it. So such an image runs in a second, spinning session, opened when the
+first comes (a folder's last batch of one does not open it); a caller that knows it runs
+single images only (one file on the command line) passes ``single_images=True`` and
+gets just that one.
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ class OnnxRuntimeBackend(ExportBackend):
         self.session_config = dict(session_config or {})
         self.single_images = single_images
         self.session = None
-        self.single_session = None  # the spinning one for batches of one, when made
+        self.single_session = None  # the spinning one for images run alone, when made
+        self._single_forward = None
+        self._single_failed = False
         self._single_lock = threading.Lock()
 
     @staticmethod
@@ -98,19 +102,28 @@ class OnnxRuntimeBackend(ExportBackend):
         self.session = self._session(spinning=self.single_images)
         forward_all = _forward_of(self.session)
         if self.single_images or self.threads == 1:
-            return forward_all
-        single = []  # batch -> logits on the spinning session, once the first one came
+            return lambda batch, alone=False: forward_all(batch)
 
-        def forward(batch: np.ndarray) -> np.ndarray:
-            if len(batch) != 1:
-                return forward_all(batch)
-            with self._single_lock:
-                if not single:
-                    self.single_session = self._session(spinning=True)
-                    single.append(_forward_of(self.single_session))
-            return single[0](batch)
+        def forward(batch: np.ndarray, alone: bool = False) -> np.ndarray:
+            return (self._alone(forward_all) if alone else forward_all)(batch)
 
         return forward
+
+    def _alone(self, forward_all):
+        """The spinning session's forward, opened on first use; if it cannot be opened
+        (short of memory, say), ``forward_all`` from then on: it runs one image too."""
+        with self._single_lock:
+            if self.single_session is None and not self._single_failed:
+                try:
+                    self.single_session = self._session(spinning=True)
+                except Exception as exc:  # noqa: BLE001 - the batch session goes on alone
+                    log.warning("single images run on the batch session: %s", exc)
+                    self._single_failed = True
+            if self.single_session is None:
+                return forward_all
+            if self._single_forward is None:
+                self._single_forward = _forward_of(self.single_session)
+            return self._single_forward
 
 
 def _forward_of(session):

@@ -212,10 +212,10 @@ class OpenVinoBackend(ExportBackend):
         requests = [compiled.create_infer_request() for _ in range(jobs)]
         lock = self._lock
 
-        single = []  # a LATENCY model for batches of one, compiled when the first comes
+        single = []  # a LATENCY model for images run alone, compiled when the first comes
 
-        def forward(batch: np.ndarray) -> np.ndarray:
-            if len(batch) == 1 and jobs > 1:
+        def forward(batch: np.ndarray, alone: bool = False) -> np.ndarray:
+            if alone and jobs > 1:
                 return self._run_single(batch, single, lock)
             parts = np.array_split(batch, max(1, min(jobs, len(batch))))
             with lock:

@@ -124,7 +124,7 @@ class TorchBackend(Backend):
         import torch
 
         tensor = as_torch(batch)
-        state = state or RunState(max(1, len(tensor)))
+        state = state or RunState.whole(tensor)
         pieces, start = [], 0
         while start < len(tensor):
             piece = tensor[start : start + state.batch_size]
