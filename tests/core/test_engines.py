@@ -76,7 +76,7 @@ def test_auto_measured_every_installed_runtime_and_took_the_fastest(optimised):
 
 def _split_plan(batches: str, single: str) -> engines.Plan:
     info = _choice().info
-    choice = choices.Choice(batches, rates={batches: 1.0}, single=single)
+    choice = choices.Choice(batches, rates={"onnxruntime": 1.0, "openvino": 1.0}, single=single)
     return engines.Plan(info, batches, "fp32", choice)
 
 
@@ -94,9 +94,14 @@ def test_single_images_run_on_the_runtime_measured_fastest_alone(optimised, samp
     assert one.top1.label == folder[0].top1.label == "espresso"
     assert abs(one.top1.probability - folder[0].top1.probability) < 1e-4
     assert "one image: ONNX Runtime" in made.backend.describe()
-    # One file on the command line: only the single-image runtime, set up for one.
+    # One file on the command line: only the runtime quickest to start, set up for one,
+    # even where another was faster per image; a runtime chosen by hand stays.
     alone = plan.classifier(single=True)
     assert alone.backend.name == "onnxruntime" and alone.backend.single_images
+    ov = _split_plan("openvino", "openvino")
+    assert ov.classifier(single=True).backend.name == "onnxruntime"
+    by_hand = engines.Plan(plan.info, "openvino", "fp32")
+    assert by_hand.classifier(single=True).backend.performance_hint == "LATENCY"
     # Remembered with its single-image half, the torch-free path builds the same.
     key = choices.choice_key(plan.info.sha256, "fp32", "auto")
     choices.remember(key, plan.choice)
@@ -167,7 +172,8 @@ def test_classify_command_does_not_import_torch_on_the_fast_path(optimised, samp
     assert "TORCH-LOADED False False" in done.stdout
     rows = json.loads(done.stdout.split("TORCH-LOADED")[0])
     assert rows[0]["predictions"][0]["label"] == "espresso"
-    one = choices.LABELS[_choice().single_backend]  # one file: the single-image runtime
+    one = choices.LABELS[_choice().one_file_backend]  # one file: the quickest to start
+    assert _choice().one_file_backend == "onnxruntime"
     assert f"{one} fp32" in done.stderr  # the summary says which
 
 
