@@ -80,8 +80,8 @@ class Plan:
     def classifier(self, spec=None, batch_size: int | None = None, single: bool = False):
         """Its classifier (not loaded yet); ``spec`` defaults to the export's own.
 
-        ``single``: the caller classifies one image only, so the runtime is set up for a
-        batch of one from the start (see ``runtime_backend``).
+        ``single``: the caller classifies one file and exits, so the runtime quickest to
+        start is set up for one image from the start (``one_file_backend``).
         """
         made = Classifier(
             spec or self.info.spec(), batch_size=batch_size, backend=self.make_backend(single)
@@ -95,8 +95,8 @@ def runtime_backend(name: str, info, precision: str = "fp32", single: bool = Fal
 
     ``single``: only batches of one will come, so ONNX Runtime opens just its spinning
     session and OpenVINO compiles just its LATENCY model (a larger batch still runs, on
-    that one). Otherwise each opens its batch set-up and the single-image one when the
-    first batch of one comes.
+    that one). Otherwise each opens its batch set-up, and the single-image one when the
+    first image run alone comes (``RunState.alone``).
     """
     if name == "onnxruntime":
         from .onnx_backend import OnnxRuntimeBackend
