@@ -7,8 +7,8 @@ scikit-image's samples, through the model's own preprocessing):
 - torch channels_last + folded BN: the app's ``TorchBackend``;
 - ONNX Runtime: a plain ``InferenceSession`` of the app's verified export (CPU provider,
   2 intra-op threads, the runtime's defaults otherwise, spin-waiting among them), and
-  the same without spin-waiting, as the app runs batches (decode threads share the
-  cores then: end to end it is faster, see ``onnx_backend``);
+  the same without spin-waiting (how the app ran batches before it split them over
+  streams, see ``onnx_backend``);
 - OpenVINO f32 (and bf16 where the CPU has it): ``compile_model`` of the same file with
   the precision hint set explicitly, 2 threads, the LATENCY hint;
 - auto: what ``engines.classifier_job(spec, weights, "cpu", "auto")`` hands the app under

@@ -11,6 +11,8 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from skimage import data
 
 from effnet_app.core.errors import ExportError
 from effnet_app.core.models import registry, zoo
-from effnet_app.core.runtime import cpu
+from effnet_app.core.runtime import cpu, onnx_backend
 from effnet_app.core.runtime.backend import RunState
 from effnet_app.core.runtime.classifier import Classifier, classify_all, probabilities
 from effnet_app.core.runtime.onnx_backend import OnnxRuntimeBackend
@@ -166,7 +168,8 @@ def test_running_out_of_memory_halves_the_batch_and_goes_on(exported, loaded, sm
 def test_threads_spinning_and_precision_are_set_explicitly(loaded):
     ort_backend = loaded["lite0", "onnxruntime"]
     options = ort_backend.session.get_session_options()
-    assert options.intra_op_num_threads == cpu.inference_threads() == ort_backend.threads
+    assert ort_backend.threads == cpu.inference_threads() == ort_backend.streams
+    assert options.intra_op_num_threads == 1  # one per stream, a stream per core
     assert options.inter_op_num_threads == 1
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
@@ -219,6 +222,53 @@ def test_onnxruntime_runs_an_image_alone_on_a_spinning_session_with_the_same_log
     assert _spins(alone.session) == "1"
     np.testing.assert_allclose(alone.run(batch), expected, rtol=1e-4, atol=1e-4)
     assert alone.run(batch[:1]).shape == (1, 1000) and alone.single_session is None
+
+
+def test_onnxruntime_splits_a_batch_over_streams_that_run_at_once(exported, monkeypatch):
+    spec, _, path = exported["lite0"]
+    batch = _photo_batch(spec.preprocess, 5)
+    whole = OnnxRuntimeBackend(path, threads=1)  # one stream, the batch in one run
+    whole.load()
+    expected = whole.run(batch)
+    streams = OnnxRuntimeBackend(path, threads=2)
+    seen, lock = [], threading.Lock()
+    real_forward = onnx_backend._forward_of
+
+    def watched(session):
+        forward = real_forward(session)
+
+        def run(part):
+            with lock:
+                seen.append((len(part), threading.current_thread().name))
+            return forward(part)
+
+        return run
+
+    monkeypatch.setattr(onnx_backend, "_forward_of", watched)
+    streams.load()
+    np.testing.assert_allclose(streams.run(batch, RunState(8)), expected, rtol=1e-4, atol=1e-4)
+    assert sorted(n for n, _ in seen) == [2, 3]  # 5 images: 3 + 2, in index order
+    assert len({name for _, name in seen}) == 2  # on two threads
+    seen.clear()
+    streams.run(batch[:1], RunState(8))  # a folder's last image: one stream, this thread
+    assert seen == [(1, threading.current_thread().name)]
+
+
+def test_a_failing_stream_is_raised_after_the_others_finish():
+    finished = threading.Event()
+
+    def forward(part):
+        if part[0] == 0:
+            raise RuntimeError("Failed to allocate memory for requested buffer")
+        time.sleep(0.2)
+        finished.set()
+        return part
+
+    run = onnx_backend._in_streams(forward, 2)
+    with pytest.raises(RuntimeError, match="allocate"):
+        run(np.arange(4.0))
+    assert finished.is_set()  # the other part was waited for
+    np.testing.assert_array_equal(run(np.arange(1.0, 5.0)), np.arange(1.0, 5.0))
 
 
 def test_an_image_alone_runs_on_the_batch_session_when_a_second_cannot_open(exported, monkeypatch):

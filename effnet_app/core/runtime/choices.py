@@ -4,10 +4,10 @@ The first time a model runs on a CPU, ``measure`` times each runtime that is ins
 (ONNX Runtime, OpenVINO, PyTorch) on the model's verified export, for about a second
 each, on a batch and on a single image, and the fastest for each is kept in
 ``engine_choices.json`` in the cache folder. Batches and single images are different
-work: a runtime set up to share the cores with decode threads (ONNX Runtime without
-spin-waiting, OpenVINO's THROUGHPUT streams) is not the fastest on one image, so each
-runtime runs single images its own single-image way and is timed doing that. The choice
-is keyed by the export's SHA-256, the runtimes' versions, the CPU and the precision, so a
+work: a runtime set up to split batches over streams, one per core (ONNX Runtime's
+single-threaded runs side by side, OpenVINO's THROUGHPUT), runs one image on one core
+only, so each runtime runs single images its own single-image way and is timed doing
+that. The choice is keyed by the export's SHA-256, the runtimes' versions, the CPU and the precision, so a
 new model file, an upgraded runtime or another computer measures again. Nothing here
 imports torch: the torch-free classify path reads the remembered choice.
 """
@@ -60,11 +60,16 @@ def installed_runtimes() -> dict[str, str]:
     return found
 
 
+SETUP = "single-timed|onnxruntime-streams"
+
+
 def choice_key(sha256: str, precision: str, backend: str = "auto") -> str:
     """What a remembered choice depends on: the model file, the engines allowed to
     compete (``backend``), the runtimes' versions and the CPU."""
     parts = [sha256, precision, backend, cpu.cpu_signature(), str(cpu.inference_threads())]
-    parts.append("single-timed")  # choices made before single images were timed: again
+    # How the runtimes are set up: a choice measured under another set-up is made again
+    # (before single images were timed apart; before ONNX Runtime ran batches in streams).
+    parts.append(SETUP)
     parts += [f"{k}={v}" for k, v in sorted(installed_runtimes().items())]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
