@@ -153,7 +153,8 @@ def small_arena():
 def test_running_out_of_memory_halves_the_batch_and_goes_on(exported, loaded, small_arena):
     spec, _, path = exported["lite0"]
     batch = _photo_batch(spec.preprocess, 16)
-    tight = OnnxRuntimeBackend(path, session_config=small_arena)
+    # One stream, one run at a time: two streams' peaks overlap or not by timing.
+    tight = OnnxRuntimeBackend(path, threads=1, session_config=small_arena)
     tight.load()
     state = RunState(16)
     logits = tight.run(batch, state)
@@ -219,7 +220,8 @@ def test_onnxruntime_runs_an_image_alone_on_a_spinning_session_with_the_same_log
     # One file on the command line: one spinning session from the start, batches run too.
     alone = OnnxRuntimeBackend(path, threads=2, single_images=True)
     alone.load()
-    assert _spins(alone.session) == "1"
+    assert _spins(alone.session) == "1" and alone.streams == 1
+    assert alone.session.get_session_options().intra_op_num_threads == 2  # every core
     np.testing.assert_allclose(alone.run(batch), expected, rtol=1e-4, atol=1e-4)
     assert alone.run(batch[:1]).shape == (1, 1000) and alone.single_session is None
 
@@ -232,6 +234,7 @@ def test_onnxruntime_splits_a_batch_over_streams_that_run_at_once(exported, monk
     expected = whole.run(batch)
     streams = OnnxRuntimeBackend(path, threads=2)
     seen, lock = [], threading.Lock()
+    both_running = threading.Barrier(2, timeout=10)  # breaks unless the parts overlap
     real_forward = onnx_backend._forward_of
 
     def watched(session):
@@ -240,35 +243,76 @@ def test_onnxruntime_splits_a_batch_over_streams_that_run_at_once(exported, monk
         def run(part):
             with lock:
                 seen.append((len(part), threading.current_thread().name))
+            if len(part) > 1:
+                both_running.wait()
             return forward(part)
 
         return run
 
     monkeypatch.setattr(onnx_backend, "_forward_of", watched)
     streams.load()
+    assert streams.default_batch_size() >= streams.streams == 2
     np.testing.assert_allclose(streams.run(batch, RunState(8)), expected, rtol=1e-4, atol=1e-4)
-    assert sorted(n for n, _ in seen) == [2, 3]  # 5 images: 3 + 2, in index order
+    assert sorted(n for n, _ in seen) == [2, 3]  # 5 images: 3 + 2, at the same time
     assert len({name for _, name in seen}) == 2  # on two threads
     seen.clear()
     streams.run(batch[:1], RunState(8))  # a folder's last image: one stream, this thread
     assert seen == [(1, threading.current_thread().name)]
+    streams.run(batch[:1])  # an image alone: the spinning session, every core
+    assert streams.single_session.get_session_options().intra_op_num_threads == 2
 
 
-def test_a_failing_stream_is_raised_after_the_others_finish():
-    finished = threading.Event()
+def test_a_memory_failure_in_any_stream_halves_the_batch(exported, monkeypatch):
+    spec, _, path = exported["lite0"]
+    batch = _photo_batch(spec.preprocess, 8)
+    real_forward = onnx_backend._forward_of
+    failing = {}
+
+    def short_of_memory(session):
+        forward = real_forward(session)
+
+        def run(part):
+            if len(part) > 2 and threading.current_thread().name.startswith(failing["in"]):
+                raise RuntimeError("Failed to allocate memory for requested buffer")
+            return forward(part)
+
+        return run
+
+    monkeypatch.setattr(onnx_backend, "_forward_of", short_of_memory)
+    for where in ("onnxruntime-stream", threading.current_thread().name):  # pool, caller
+        failing["in"] = where
+        backend = OnnxRuntimeBackend(path, threads=2)
+        backend.load()
+        state = RunState(8)  # 4 + 4 fails, 2 + 2 fits
+        logits = backend.run(batch, state)
+        assert state.batch_size == 4, where
+        assert state.take_notes() == ("Out of memory in ONNX Runtime: batch size lowered to 4.",)
+        np.testing.assert_allclose(logits[:2], backend.run(batch[:2], RunState(8)), atol=1e-5)
+
+
+@pytest.mark.parametrize("failing_part", [0, 1, 2])
+def test_every_stream_is_waited_for_and_the_first_failure_raised(failing_part):
+    done = []
 
     def forward(part):
-        if part[0] == 0:
-            raise RuntimeError("Failed to allocate memory for requested buffer")
+        if part[0] == failing_part * 2:
+            raise RuntimeError(f"part {failing_part}")
         time.sleep(0.2)
-        finished.set()
+        done.append(int(part[0]))
         return part
 
-    run = onnx_backend._in_streams(forward, 2)
-    with pytest.raises(RuntimeError, match="allocate"):
-        run(np.arange(4.0))
-    assert finished.is_set()  # the other part was waited for
-    np.testing.assert_array_equal(run(np.arange(1.0, 5.0)), np.arange(1.0, 5.0))
+    run = onnx_backend._in_streams(forward, 3)
+    with pytest.raises(RuntimeError, match=f"part {failing_part}"):
+        run(np.arange(6.0))
+    assert sorted(done) == sorted({0, 2, 4} - {failing_part * 2})  # the others all finished
+    np.testing.assert_array_equal(run(np.arange(1.0, 7.0)), np.arange(1.0, 7.0))
+
+    def every_part_fails(part):
+        time.sleep(0.05 * (2 - int(part[0]) // 2))  # the first part fails last
+        raise RuntimeError(f"part {int(part[0]) // 2}")
+
+    with pytest.raises(RuntimeError, match="part 0"):  # all fail: the first part's wins
+        onnx_backend._in_streams(every_part_fails, 3)(np.arange(6.0))
 
 
 def test_an_image_alone_runs_on_the_batch_session_when_a_second_cannot_open(exported, monkeypatch):

@@ -119,8 +119,9 @@ class ExportBackend(Backend):
     def default_batch_size(self) -> int:
         # Measured end to end on 2 cores, 200 12-MP JPEGs, B0 on ONNX Runtime: batches of 4
         # gave 16 % more images per second than 16 (the decoded images wait less, and a
-        # batch of 4 costs 24 ms of CPU per image against 29 ms at 16).
-        return 4
+        # batch of 4 costs 24 ms of CPU per image against 29 ms at 16). A batch is split
+        # over the cores (streams, one image or more each), so never fewer than cores.
+        return max(4, self.threads)
 
     @abstractmethod
     def _open(self) -> Callable[[np.ndarray, bool], np.ndarray]:
