@@ -65,6 +65,9 @@ def test_single_images_are_timed_apart_and_may_go_to_another_runtime():
     assert again == found  # remembered as measured
     same = choices.measure({"a": Work(10), "b": Work(60)}, SAMPLE, "fp32")
     assert same.single == "" and same.single_backend == "a"
+    # Alike on one image: whichever wins by noise, batches' runtime runs both.
+    close = choices.measure({"a": Work(10, alone=20), "b": Work(30, alone=20)}, SAMPLE, "fp32")
+    assert close.backend == "a" and close.single == "" and set(close.single_rates) == {"a", "b"}
 
 
 def test_only_named_runtimes_of_the_winners_precision_are_timed_alone():

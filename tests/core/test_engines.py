@@ -71,7 +71,11 @@ def test_auto_measured_every_installed_runtime_and_took_the_fastest(optimised):
     assert "measured" in plan.choice.reason or "fastest" in plan.choice.reason
     alone = plan.choice.single_rates  # single images, timed apart, torch-free runtimes only
     assert set(alone) == set(choices.installed_runtimes()) and all(r > 0 for r in alone.values())
-    assert plan.single_backend == max(alone, key=alone.get)
+    fastest = max(alone, key=alone.get)
+    if plan.backend not in alone or alone[fastest] >= choices.SPLIT_MARGIN * alone[plan.backend]:
+        assert plan.single_backend == fastest
+    else:  # not clearly faster alone: one runtime does both
+        assert plan.single_backend == plan.backend and plan.choice.single == ""
 
 
 def _split_plan(batches: str, single: str) -> engines.Plan:

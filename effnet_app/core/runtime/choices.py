@@ -39,6 +39,11 @@ ENGINE_ENV = "EFFNET_APP_ENGINE"  # sets the engine when none is chosen (scripts
 TRIAL_SECONDS = 0.9  # timed per runtime, after a warm-up run, in TRIAL_ROUNDS turns
 TRIAL_ROUNDS = 3
 TRIAL_MAX_BATCH = 16
+# Single images go to another runtime than batches only when it was this much faster on
+# one image: a second runtime costs its start-up and memory (OpenVINO: ~0.2 s, 180 MB of
+# libraries), and on a 2-core machine (2026-12-03) ONNX Runtime's one-image rate ran
+# from 11 % below OpenVINO's to 25 % above it in four runs: a closer win is often noise.
+SPLIT_MARGIN = 1.15
 
 
 def default_backend() -> str:
@@ -60,7 +65,7 @@ def installed_runtimes() -> dict[str, str]:
     return found
 
 
-SETUP = "single-timed|onnxruntime-streams"
+SETUP = "single-timed|onnxruntime-streams|split-margin"
 
 
 def choice_key(sha256: str, precision: str, backend: str = "auto") -> str:
@@ -229,6 +234,7 @@ def measure(
 ) -> Choice:
     """Time each loaded backend in ``candidates`` (name -> Backend) on the same batch, then
     those of ``single`` (names; default all) that compute like the fastest on one image.
+    Single images go to another runtime only when it is ``SPLIT_MARGIN`` times faster.
 
     ``ValueError`` when no candidate ran. ``sample`` is a numpy batch of reference images
     (N, 3, H, W). Only candidates computing in the batch winner's precision are timed on
@@ -252,6 +258,8 @@ def measure(
     }
     single_rates = timed_rounds(alone, lambda _: sample[:1], cancel) if len(alone) > 1 else {}
     fastest_alone = max(single_rates, key=single_rates.__getitem__) if single_rates else best
+    if best in single_rates and single_rates[fastest_alone] < SPLIT_MARGIN * single_rates[best]:
+        fastest_alone = best  # not clearly faster: one runtime for both (SPLIT_MARGIN)
     return Choice(
         best,
         precision,
