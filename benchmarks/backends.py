@@ -38,6 +38,7 @@ from _report import result
 THREADS = 2
 BATCHES = (1, 16)
 PHOTOS = ("coffee", "chelsea", "astronaut", "rocket")
+ORT, ORT_AGAIN = "ONNX Runtime", "ONNX Runtime, a second session (A/A)"
 
 
 def photo_batch(spec, count: int = 16):
@@ -157,8 +158,8 @@ def make_rows(spec, weights, bf16: bool) -> dict[str, Callable]:
     rows = {
         "torch eager": torch_eager(spec, weights),
         "torch channels_last + folded BN": torch_folded(spec, weights),
-        "ONNX Runtime": onnxruntime_row(path),
-        "ONNX Runtime, a second session (A/A)": onnxruntime_row(path),
+        ORT: onnxruntime_row(path),
+        ORT_AGAIN: onnxruntime_row(path),
         "ONNX Runtime, no spin-waiting": onnxruntime_row(path, spinning=False),
         "OpenVINO f32": openvino_row(path, "f32"),
     }
@@ -196,21 +197,17 @@ def interleaved(rows: dict[str, Callable], batch, reps: int, seconds: float) -> 
 
 def report(model: str, size: int, rates: dict[str, float]) -> None:
     # The A/A row is a yardstick, not a peer: the better of two identical rows is luck.
-    fp32 = {
-        n: r
-        for n, r in rates.items()
-        if "bf16" not in n and "(A/A)" not in n and not n.startswith("auto")
-    }
+    peers = [n for n in rates if "bf16" not in n and n != ORT_AGAIN and not n.startswith("auto")]
+    fp32 = {n: rates[n] for n in peers}
     best = max(fp32, key=fp32.__getitem__)
     print(f"\n{model}, batch {size}, {THREADS} threads (medians)")
     for name, value in rates.items():
         mark = "  <- best fp32" if name == best else ""
-        ratio_to_best = value / fp32[best]
-        print(f"  {name:42s} {value:8.1f} img/s  {ratio_to_best:5.2f}x{mark}")
+        print(f"  {name:42s} {value:8.1f} img/s  {value / fp32[best]:5.2f}x{mark}")
     auto = next(n for n in rates if n.startswith("auto"))
     ratio = rates[auto] / fp32[best]
     met = ratio >= 1.0
-    same = sorted(rates[n] for n in rates if n.startswith("ONNX Runtime") and "spin" not in n)
+    same = sorted((rates[ORT], rates[ORT_AGAIN]))
     print(
         f"  goal: auto >= 1.0x the best fp32 row ({best}): {ratio:.2f}x, {'met' if met else 'NOT met'}"
         f" (two identical ONNX Runtime sessions differed by {same[-1] / same[0] - 1:.0%})"

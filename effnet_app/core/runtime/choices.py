@@ -7,8 +7,9 @@ each, on a batch and on a single image, and the fastest for each is kept in
 work: a runtime set up to split batches over streams, one per core (ONNX Runtime's
 single-threaded runs side by side, OpenVINO's THROUGHPUT), runs one image on one core
 only, so each runtime runs single images its own single-image way and is timed doing
-that. The choice is keyed by the export's SHA-256, the runtimes' versions, the CPU and the precision, so a
-new model file, an upgraded runtime or another computer measures again. Nothing here
+that. The choice is keyed by the export's SHA-256, the runtimes' versions, the CPU, the
+precision and how the runtimes are set up, so a new model file, an upgraded runtime or
+another computer measures again. Nothing here
 imports torch: the torch-free classify path reads the remembered choice.
 """
 
@@ -44,6 +45,10 @@ TRIAL_MAX_BATCH = 16
 # libraries), and on a 2-core machine (2026-12-03) ONNX Runtime's one-image rate ran
 # from 11 % below OpenVINO's to 25 % above it in four runs: a closer win is often noise.
 SPLIT_MARGIN = 1.15
+# How the runtimes are set up: a choice measured under another set-up is made again
+# (before single images were timed apart; before ONNX Runtime ran batches in streams;
+# before SPLIT_MARGIN).
+SETUP = "single-timed|onnxruntime-streams|split-margin"
 
 
 def default_backend() -> str:
@@ -65,15 +70,10 @@ def installed_runtimes() -> dict[str, str]:
     return found
 
 
-SETUP = "single-timed|onnxruntime-streams|split-margin"
-
-
 def choice_key(sha256: str, precision: str, backend: str = "auto") -> str:
     """What a remembered choice depends on: the model file, the engines allowed to
     compete (``backend``), the runtimes' versions and the CPU."""
     parts = [sha256, precision, backend, cpu.cpu_signature(), str(cpu.inference_threads())]
-    # How the runtimes are set up: a choice measured under another set-up is made again
-    # (before single images were timed apart; before ONNX Runtime ran batches in streams).
     parts.append(SETUP)
     parts += [f"{k}={v}" for k, v in sorted(installed_runtimes().items())]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]

@@ -147,12 +147,13 @@ def _in_streams(forward, streams: int):
     pool = ThreadPoolExecutor(streams - 1, thread_name_prefix="onnxruntime-stream")
 
     def run(batch: np.ndarray) -> np.ndarray:
-        parts = np.array_split(batch, min(streams, len(batch))) if len(batch) > 1 else [batch]
-        if len(parts) == 1:
+        if len(batch) < 2:
             return forward(batch)
+        parts = np.array_split(batch, min(streams, len(batch)))
         others, failure, out = [], None, []
         try:
-            others = [pool.submit(forward, part) for part in parts[1:]]
+            for part in parts[1:]:  # one at a time: a failed submit leaves the rest waited for
+                others.append(pool.submit(forward, part))
             out.append(forward(parts[0]))
         except Exception as exc:  # noqa: BLE001 - raised below, once the others are done
             failure = exc
