@@ -8,7 +8,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..core.runtime.choices import BACKENDS, PRECISIONS, default_backend
-from .common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, require_stdout, say
+from .common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    raise_if_interrupted,
+    require_stdout,
+    say,
+)
 from .output import FORMATS, RESUMABLE, ResultsOutput
 from .progress import progress_bar, run_job
 
@@ -143,6 +150,7 @@ def _run(classifier, paths, args, output: ResultsOutput, first=None) -> _Tally:
                 _say(bar, f"effnet-app: {note}")
             if bar and event.stage == "classifying":
                 bar.update(event.progress)
+            raise_if_interrupted()  # after the rows: what was classified is kept
     except BaseException:
         _close(job)
         where = output.abort()

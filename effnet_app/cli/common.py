@@ -63,10 +63,18 @@ def say(line: str) -> None:
 
 
 # --------------------------------------------------------------------------- signals
+_received: list[int] = []  # the signal whose Interrupted was raised, while one is caught
+
+
 @contextmanager
 def signals_as_interrupts() -> Iterator[None]:
-    """SIGINT and SIGTERM raise ``Interrupted`` once; more during cleanup are ignored."""
-    raised: list[int] = []
+    """SIGINT and SIGTERM raise ``Interrupted`` once; more during cleanup are ignored.
+
+    Loops that run a job call ``raise_if_interrupted`` at each step, so a raise that was
+    lost on its way (see there) still stops the run.
+    """
+    raised, outer = _received, list(_received)  # (a nested use gives the outer's back)
+    raised.clear()
 
     def handler(signum: int, frame) -> None:
         if not raised:
@@ -85,6 +93,19 @@ def signals_as_interrupts() -> Iterator[None]:
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+        raised[:] = outer
+
+
+def raise_if_interrupted() -> None:
+    """Raise ``Interrupted`` again when a signal came but its raise never got here.
+
+    Python runs a signal's handler wherever the main thread happens to be: in a
+    ``__del__``, a weakref callback or a library's ``except BaseException: pass``, the
+    exception is swallowed, and as further signals are ignored, Ctrl+C would do nothing.
+    A job's loop is back at its step only if no raise reached it, so here it was lost.
+    """
+    if _received:
+        raise Interrupted(_received[0])
 
 
 # --------------------------------------------------------------------------- stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_OK, OutputError, say, write_stdout
+from .common import EXIT_OK, OutputError, raise_if_interrupted, say, write_stdout
 
 _FORMAT_NAMES = {"onnx": "ONNX", "openvino": "OpenVINO IR"}
 
@@ -24,6 +24,7 @@ def _run_steps(job, quiet: bool):
                 event = next(job)
             except StopIteration as stop:
                 return stop.value
+            raise_if_interrupted()
             message = getattr(event, "message", "")
             if not quiet and message and message != last:
                 say(message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from contextlib import suppress
 
-from .common import say
+from .common import raise_if_interrupted, say
 
 
 class ProgressBar:
@@ -77,6 +77,7 @@ def run_job(job, quiet: bool = False, describe=None):
                 event = next(job)
             except StopIteration as stop:
                 return stop.value
+            raise_if_interrupted()
             progress = getattr(event, "progress", event)
             if isinstance(progress, Progress):
                 if bar:
