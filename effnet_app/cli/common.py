@@ -74,7 +74,6 @@ def signals_as_interrupts() -> Iterator[None]:
     lost on its way (see there) still stops the run.
     """
     raised, outer = _received, list(_received)  # (a nested use gives the outer's back)
-    raised.clear()
 
     def handler(signum: int, frame) -> None:
         if not raised:
@@ -84,16 +83,19 @@ def signals_as_interrupts() -> Iterator[None]:
     previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
-            if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup and `&` set SIG_IGN
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # as `cmd &` in a script sets it
                 previous[signum] = signal.signal(signum, handler)
         except ValueError:  # not the main thread: signals stay as they are
             break
+    if previous:  # what is recorded belongs to the handlers installed here
+        raised.clear()
     try:
         yield
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
-        raised[:] = outer
+        if previous:
+            raised[:] = outer
 
 
 def raise_if_interrupted() -> None:

@@ -18,6 +18,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..core.errors import AppError
 
@@ -57,16 +61,31 @@ def connect(address: str | None = LOCAL, num_cpus: int | None = None) -> bool:
         return False
     options = {"log_to_driver": False, "configure_logging": False}
     try:
-        if address in (None, "", LOCAL):
-            private_token()
-            ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
-        else:
-            ray.init(address=address, **options)
+        with _own_sigterm_kept():
+            if address in (None, "", LOCAL):
+                private_token()
+                ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
+            else:
+                ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = "a local Ray" if address in (None, "", LOCAL) else f"the Ray cluster at {address}"
         raise AppError(f"Could not start or join {where}: {exc}") from exc
     _quiet_data()
     return True
+
+
+@contextmanager
+def _own_sigterm_kept() -> Iterator[None]:
+    """``ray.init`` makes SIGTERM call ``sys.exit(15)``; a handler the app had set (the CLI's:
+    stop cleanly, exit 143) is put back. Without one, Ray's stays (its exit shuts Ray down).
+    """
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if callable(before) and signal.getsignal(signal.SIGTERM) is not before:
+            signal.signal(signal.SIGTERM, before)
 
 
 def _quiet_data() -> None:

@@ -175,3 +175,16 @@ def test_ctrl_c_under_ray_stops_the_job_and_resumes(lite0_onnx, tmp_path, app_ho
     assert again.returncode == 0, again.stderr
     assert done_before(again.stderr) == written
     assert_union(out_file, folder)
+
+
+def test_sigterm_under_ray_stops_cleanly_as_ctrl_c_does(lite0_onnx, tmp_path, app_home):
+    """ray.init makes SIGTERM sys.exit(15); the CLI's own handler (exit 143) is kept."""
+    folder = generated_images(tmp_path / "images", COUNT)
+    out_file = tmp_path / "results.jsonl"
+    part = out_file.with_name(out_file.name + ".part")
+    code, err, _, ray_processes = _stop_halfway(folder, out_file, "jsonl", signal.SIGTERM, app_home)
+    assert code == common.EXIT_TERMINATED, err
+    assert "effnet-app: stopped by SIGTERM" in err and "Traceback" not in err, err
+    written = whole_rows(part, "jsonl")
+    assert 8 <= written < COUNT and f"{written} rows were written to {part}" in err
+    _assert_ray_ends(ray_processes, seconds=20)  # ray.shutdown() ran, as for Ctrl+C
