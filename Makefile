@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check -c constraints.txt
+# Test processes (pytest-xdist); each test file runs whole in one of them.
+TEST_JOBS ?= 2
 
 .PHONY: run test test-fast lint bench icons clean cluster-deps
 
@@ -16,11 +18,11 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	$(PY) packaging/check_system_libs.py --for test
 	$(PY) -m ruff check effnet_app tests benchmarks packaging
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra --durations=25
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra --durations=25 -n $(TEST_JOBS) --dist loadfile
 
 # The quick loop while editing: everything but the tests marked slow.
 test-fast: $(VENV)/.installed-test
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra -m "not slow"
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra -m "not slow" -n $(TEST_JOBS) --dist loadfile
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check effnet_app tests benchmarks packaging

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# A suite started in the background by a script (`make test &` in a script) inherits SIGINT
+# ignored, and so would every child process a test starts: the app rightly leaves an
+# ignored Ctrl+C ignored, and the Ctrl+C tests would fail. Children get the default, as
+# from a terminal (a Python handler is reset to the default in a new program).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
