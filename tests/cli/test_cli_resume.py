@@ -143,3 +143,44 @@ def test_a_resume_from_another_folder_is_refused_not_done_twice(
     code, _, err = _classify(run_cli, given, out_file, "jsonl", "--resume")
     assert code != 0 and "relative to the folder the first run started in" in err
     assert out_file.with_name("results.jsonl.part").read_bytes() == before
+
+
+LOST_IN_CLASSIFY = """
+import os, signal, sys, time
+from effnet_app import cli
+from effnet_app.cli.output import ResultsOutput
+
+add, calls = ResultsOutput.add, []
+
+def add_then_lose_a_ctrl_c(self, results, stored=False):
+    add(self, results, stored)
+    if results:
+        calls.append(len(results))
+        if len(calls) == 3:
+            try:  # as a __del__ or a library's bare except would
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1.0)
+            except KeyboardInterrupt:
+                pass
+
+ResultsOutput.add = add_then_lose_a_ctrl_c
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_ctrl_c_lost_during_classify_stops_it_and_keeps_the_rows(tmp_path):
+    folder = generated_images(tmp_path / "images", 12)
+    out_file = tmp_path / "results.csv"
+    part = out_file.with_name(out_file.name + ".part")
+    args = ["classify", str(folder), "--format", "csv", "--batch-size", "1", "-q"]
+    child = subprocess.run(
+        [sys.executable, "-c", LOST_IN_CLASSIFY, *args, "-o", str(out_file)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == common.EXIT_INTERRUPTED, child.stderr[-2000:]
+    written = whole_rows(part, "csv")
+    assert 3 <= written < 12 and not out_file.exists()
+    assert f"{written} rows were written to {part}" in child.stderr
