@@ -73,7 +73,7 @@ def signals_as_interrupts() -> Iterator[None]:
     Loops that run a job call ``raise_if_interrupted`` at each step, so a raise that was
     lost on its way (see there) still stops the run.
     """
-    raised, outer = _received, list(_received)  # (a nested use gives the outer's back)
+    raised = _received
 
     def handler(signum: int, frame) -> None:
         if not raised:
@@ -95,7 +95,7 @@ def signals_as_interrupts() -> Iterator[None]:
         for signum, old in previous.items():
             signal.signal(signum, old)
         if previous:
-            raised[:] = outer
+            raised.clear()
 
 
 def raise_if_interrupted() -> None:
